@@ -1,0 +1,345 @@
+#!/usr/bin/env node
+import { randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pathToFileURL } from 'node:url';
+import type { Logger } from 'pino';
+import { type ExporterFlags, parseCommandLine, USAGE, UsageError } from './cli.js';
+import {
+  ConfigError,
+  type ExporterConfig,
+  type LoadedConfig,
+  loadConfigFile,
+  parseConfig,
+} from './config.js';
+import { createDriveQuantClient, type DriveQuantClient } from './drivequant-client.js';
+import { formatDuration } from './duration.js';
+import { createExporterMetrics, type ExporterMetrics } from './exporter-metrics.js';
+import { createLogger } from './logger.js';
+import { createPoller, type Poller, type PollSettings } from './poller.js';
+import { createApp, type ReloadOutcome } from './server.js';
+import { DEMO_TASK_IDS, seedDemoTasks } from './simulator/demo-tasks.js';
+import { type Simulator, startSimulator } from './simulator/simulator.js';
+import { runSimulatorCli } from './simulator/simulator-cli.js';
+import { TaskExposition } from './task-exposition.js';
+import { TaskStore } from './task-state.js';
+import { VERSION } from './version.js';
+
+/** How long shutdown waits for in-flight polls before aborting them. */
+const SHUTDOWN_GRACE_MS = 5000;
+
+/** A running exporter, as main() and the integration tests hold it. */
+export interface RunningExporter {
+  /** Base URL of the HTTP server, e.g. `http://127.0.0.1:9850`. */
+  readonly url: string;
+  readonly store: TaskStore;
+  readonly poller: Poller;
+  /** Re-reads the config file; the old config stays when the new one is invalid. */
+  reload(): Promise<ReloadOutcome>;
+  /** Stops polling, closes the server and the simulator. */
+  close(): Promise<void>;
+}
+
+/** How to start an exporter. */
+export interface StartOptions {
+  flags: ExporterFlags;
+  logger: Logger;
+  /** Environment for `${VAR}` in the config. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Loads the config (or builds the demo's), wires every part together and starts serving. */
+export async function startExporter(options: StartOptions): Promise<RunningExporter> {
+  const { flags, logger } = options;
+  const env = options.env ?? process.env;
+  let simulator: Simulator | undefined;
+  let loaded: LoadedConfig;
+  if (flags.demo) {
+    const demoKey = randomBytes(16).toString('hex');
+    simulator = await startSimulator({ apiKey: demoKey, host: '127.0.0.1', port: 0 });
+    seedDemoTasks(simulator);
+    loaded = demoConfig(simulator.url, demoKey);
+    logger.info(
+      { simulator: simulator.url, tasks: DEMO_TASK_IDS.length },
+      'demo mode: polling the bundled simulator',
+    );
+  } else {
+    loaded = loadConfigFile(requireConfigFile(flags), env);
+  }
+  logWarnings(logger, loaded.warnings);
+  let config = loaded.config;
+
+  const store = new TaskStore({
+    maxTasks: config.poll.maxTasks,
+    notFoundLimit: config.poll.notFoundLimit,
+  });
+  const metrics = createExporterMetrics({ store, version: VERSION });
+  const taskExposition = new TaskExposition(store);
+  syncConfigTasks(store, config, logger);
+
+  let client = createClient(config, metrics);
+  const poller = createPoller({
+    store,
+    client,
+    settings: pollSettings(config),
+    logger,
+    onCycle: (result) => metrics.observeCycle(result),
+    onSkippedCycles: (count) => metrics.observeSkippedCycles(count),
+  });
+  metrics.setPollInterval(config.poll.intervalMs);
+  metrics.observeConfigLoad(true, Date.now());
+
+  async function reload(): Promise<ReloadOutcome> {
+    if (flags.demo || flags.configFile === undefined) {
+      return { ok: false, error: 'there is no configuration file to reload in demo mode' };
+    }
+
+    let next: LoadedConfig;
+    try {
+      next = loadConfigFile(flags.configFile, env);
+    } catch (error) {
+      const message = error instanceof ConfigError ? error.problems.join('; ') : String(error);
+      metrics.observeConfigLoad(false, Date.now());
+      logger.error(
+        { problems: message },
+        'configuration reload failed; keeping the running configuration',
+      );
+      return { ok: false, error: message };
+    }
+
+    const previousClient = client;
+    config = next.config;
+    client = createClient(config, metrics);
+    store.configure({ maxTasks: config.poll.maxTasks, notFoundLimit: config.poll.notFoundLimit });
+    syncConfigTasks(store, config, logger);
+    poller.reconfigure(client, pollSettings(config));
+    metrics.setPollInterval(config.poll.intervalMs);
+    metrics.observeConfigLoad(true, Date.now());
+    // The old client may still serve a running cycle; its idle sockets go after it.
+    setTimeout(() => previousClient.close(), config.poll.intervalMs).unref();
+    logWarnings(logger, next.warnings);
+    logger.info(
+      { tasks: config.tasks.length, interval: formatDuration(config.poll.intervalMs) },
+      'configuration reloaded',
+    );
+
+    return { ok: true };
+  }
+
+  const app = createApp({
+    version: VERSION,
+    store,
+    registry: metrics.registry,
+    taskExposition,
+    isReady: () => poller.ready,
+    logger,
+    reload: flags.enableLifecycle ? reload : undefined,
+  });
+  const server = await listen(app, flags);
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host === '[::]' || host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  poller.start();
+  logger.info(
+    {
+      version: VERSION,
+      address: `${host}:${address.port}`,
+      tasks: store.size,
+      interval: formatDuration(config.poll.intervalMs),
+    },
+    'exporter started',
+  );
+
+  return {
+    url,
+    store,
+    poller,
+    reload,
+    async close() {
+      await poller.stop(SHUTDOWN_GRACE_MS);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      client.close();
+      await simulator?.close();
+    },
+  };
+}
+
+function createClient(config: ExporterConfig, metrics: ExporterMetrics): DriveQuantClient {
+  return createDriveQuantClient({
+    baseUrl: config.drivequant.baseUrl,
+    apiKey: config.drivequant.apiKey,
+    timeoutMs: config.drivequant.timeoutMs,
+    retries: config.drivequant.retries,
+    maxRetryDelayMs: config.poll.intervalMs,
+    maxSockets: config.poll.concurrency,
+    onAttempt: (observation) => metrics.observeAttempt(observation),
+  });
+}
+
+function pollSettings(config: ExporterConfig): PollSettings {
+  return {
+    intervalMs: config.poll.intervalMs,
+    concurrency: config.poll.concurrency,
+    terminalRetentionMs: config.poll.terminalRetentionMs,
+  };
+}
+
+function syncConfigTasks(store: TaskStore, config: ExporterConfig, logger: Logger): void {
+  const refused = store.syncSource('config', config.tasks);
+  if (refused.length > 0) {
+    logger.error(
+      { refused: refused.length, maxTasks: config.poll.maxTasks },
+      'task limit reached; some configured tasks are not tracked',
+    );
+  }
+}
+
+function logWarnings(logger: Logger, warnings: string[]): void {
+  for (const warning of warnings) {
+    logger.warn({ detail: warning }, 'configuration warning');
+  }
+}
+
+function requireConfigFile(flags: ExporterFlags): string {
+  if (flags.configFile === undefined) {
+    throw new UsageError('--config.file is required (or try --demo)');
+  }
+
+  return flags.configFile;
+}
+
+/** The demo's config: the simulator's URL and a throwaway key that exists only in memory. */
+function demoConfig(baseUrl: string, apiKey: string): LoadedConfig {
+  const yaml = [
+    'drivequant:',
+    `  base_url: ${baseUrl}`,
+    '  api_key: ${DEMO_API_KEY}',
+    '  timeout: 2s',
+    '  retries: 1',
+    'poll:',
+    '  interval: 2s',
+    '  concurrency: 4',
+    'tasks:',
+    ...DEMO_TASK_IDS.map((id) => `  - ${id}`),
+  ].join('\n');
+
+  return parseConfig(yaml, {
+    source: 'demo',
+    baseDir: process.cwd(),
+    env: { DEMO_API_KEY: apiKey },
+  });
+}
+
+function listen(app: ReturnType<typeof createApp>, flags: ExporterFlags): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = app.listen(flags.listen.port, flags.listen.host ?? '', (error?: Error) => {
+      if (error) {
+        reject(error);
+      } else {
+        resolve(server);
+      }
+    });
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+    server.requestTimeout = 30_000;
+  });
+}
+
+/** Runs the command line; resolves with the exit code, or never while the exporter serves. */
+export async function main(argv: string[]): Promise<number> {
+  let command: ReturnType<typeof parseCommandLine>;
+  try {
+    command = parseCommandLine(argv);
+  } catch (error) {
+    process.stderr.write(`drivequant-task-exporter: ${(error as Error).message}\nTry --help.\n`);
+    return 2;
+  }
+
+  switch (command.kind) {
+    case 'help':
+      process.stdout.write(USAGE);
+      return 0;
+    case 'version':
+      process.stdout.write(`drivequant-task-exporter ${VERSION} (node ${process.version})\n`);
+      return 0;
+    case 'simulate':
+      await runSimulatorCli(command.argv);
+      return 0;
+    case 'retry':
+      process.stderr.write('drivequant-task-exporter: retry is not available yet\n');
+      return 2;
+  }
+
+  const { flags } = command;
+  if (flags.configCheck) {
+    return checkConfig(flags);
+  }
+
+  const logger = createLogger({ level: flags.logLevel, format: flags.logFormat });
+  let exporter: RunningExporter;
+  try {
+    exporter = await startExporter({ flags, logger });
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      process.stderr.write(`drivequant-task-exporter: ${error.message}\n`);
+      return 1;
+    }
+    logger.error({ err: error }, 'cannot start');
+    return 1;
+  }
+
+  const shutdown = (signal: string) => {
+    logger.info({ signal }, 'shutting down');
+    void exporter.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+  process.on('SIGHUP', () => {
+    void exporter.reload();
+  });
+
+  return new Promise<number>(() => undefined);
+}
+
+function checkConfig(flags: ExporterFlags): number {
+  try {
+    const loaded = flags.demo
+      ? { config: { tasks: DEMO_TASK_IDS }, warnings: [] }
+      : loadConfigFile(requireConfigFile(flags));
+    for (const warning of loaded.warnings) {
+      process.stdout.write(`warning: ${warning}\n`);
+    }
+    process.stdout.write(`configuration is valid: ${loaded.config.tasks.length} tasks\n`);
+
+    return 0;
+  } catch (error) {
+    process.stderr.write(`drivequant-task-exporter: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) {
+    return false;
+  }
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`drivequant-task-exporter: ${(error as Error)?.message ?? error}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,38 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { formatDriveQuantDate } from '../../src/simulator/drivequant-date.js';
+
+const documentedCreatedAtMs = Date.UTC(2024, 11, 9, 14, 14, 17, 574);
+const originalTz = process.env.TZ;
+
+afterEach(() => {
+  if (originalTz === undefined) {
+    delete process.env.TZ;
+  } else {
+    process.env.TZ = originalTz;
+  }
+});
+
+describe('formatDriveQuantDate', () => {
+  it('writes the documented example exactly', () => {
+    expect(formatDriveQuantDate(documentedCreatedAtMs)).toBe('2024-12-09T14:14:17.574+0000');
+  });
+
+  it('keeps the milliseconds when they are zero', () => {
+    expect(formatDriveQuantDate(Date.UTC(2025, 0, 1, 0, 0, 0, 0))).toBe(
+      '2025-01-01T00:00:00.000+0000',
+    );
+  });
+
+  it.each(['Pacific/Auckland', 'America/Los_Angeles', 'Asia/Kolkata'])(
+    'writes UTC whatever TZ says (%s)',
+    (timeZone) => {
+      process.env.TZ = timeZone;
+
+      const formatted = formatDriveQuantDate(documentedCreatedAtMs);
+
+      // Proves the zone really changed, so the assertion below is not vacuous.
+      expect(new Date(documentedCreatedAtMs).getTimezoneOffset()).not.toBe(0);
+      expect(formatted).toBe('2024-12-09T14:14:17.574+0000');
+    },
+  );
+});
