@@ -126,7 +126,7 @@ function parseExporterArgs(argv: string[]) {
 
 /** Parses `[HOST]:PORT`, `HOST:PORT` or `[IPV6]:PORT`. Throws UsageError. */
 export function parseListenAddress(text: string): ListenAddress {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(text);
   const port = Number(match?.[3]);
   if (match === null || port > 65_535) {
     throw new UsageError(

@@ -68,7 +68,7 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-const duration = (what: string) =>
+const duration = (what: string, allowZero = true) =>
   z
     .string({ error: `must be a duration such as 500ms, 30s, 5m or 24h (${what})` })
     .transform((text, context) => {
@@ -78,6 +78,11 @@ const duration = (what: string) =>
           code: 'custom',
           message: `must be a duration such as 500ms, 30s, 5m or 24h (${what})`,
         });
+        return z.NEVER;
+      }
+      // A zero interval or timeout would spin the poller or fail every request at once.
+      if (ms === 0 && !allowZero) {
+        context.addIssue({ code: 'custom', message: `must be longer than 0 (${what})` });
         return z.NEVER;
       }
 
@@ -100,40 +105,51 @@ const baseUrl = z
   });
 
 const taskId = z
-  .string({ error: 'must be a task id (a string)' })
+  // YAML reads an id of digits only as a number, which may already have lost digits.
+  .string({ error: 'must be a task id (a string; quote an id made of digits only)' })
   .regex(TASK_ID_PATTERN, { error: 'is not a task id (1 to 64 of A-Z a-z 0-9 _ -)' });
 
+/** A mapping that may be left empty: `api:` followed only by comments is YAML's null. */
+const section = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => (value === null ? undefined : value), schema);
+
 const configSchema = z.strictObject({
-  drivequant: z
-    .strictObject({
-      base_url: baseUrl.prefault(DEFAULT_BASE_URL),
-      api_key: nonEmpty.optional(),
-      api_key_file: nonEmpty.optional(),
-      timeout: duration('per request').prefault('10s'),
-      retries: wholeNumber(0, 10).prefault(2),
-    })
-    .prefault({}),
-  poll: z
-    .strictObject({
-      interval: duration('between cycles').prefault('30s'),
-      concurrency: wholeNumber(1, 1000).prefault(4),
-      terminal_retention: duration('how long finished tasks stay').prefault('24h'),
-      max_tasks: wholeNumber(1, 1_000_000).prefault(10_000),
-      not_found_limit: wholeNumber(1, 1000).prefault(3),
-      max_requests_per_second: z
-        .number({ error: 'must be a number above 0' })
-        .positive({ error: 'must be a number above 0' })
-        .optional(),
-    })
-    .prefault({}),
+  drivequant: section(
+    z
+      .strictObject({
+        base_url: baseUrl.prefault(DEFAULT_BASE_URL),
+        api_key: nonEmpty.optional(),
+        api_key_file: nonEmpty.optional(),
+        timeout: duration('per request', false).prefault('10s'),
+        retries: wholeNumber(0, 10).prefault(2),
+      })
+      .prefault({}),
+  ),
+  poll: section(
+    z
+      .strictObject({
+        interval: duration('between cycles', false).prefault('30s'),
+        concurrency: wholeNumber(1, 1000).prefault(4),
+        terminal_retention: duration('how long finished tasks stay').prefault('24h'),
+        max_tasks: wholeNumber(1, 1_000_000).prefault(10_000),
+        not_found_limit: wholeNumber(1, 1000).prefault(3),
+        max_requests_per_second: z
+          .number({ error: 'must be a number above 0' })
+          .positive({ error: 'must be a number above 0' })
+          .optional(),
+      })
+      .prefault({}),
+  ),
   tasks: z.array(taskId, { error: 'must be a list of task ids' }).nullable().prefault([]),
-  api: z
-    .strictObject({
-      token: nonEmpty.optional(),
-      token_file: nonEmpty.optional(),
-    })
-    .prefault({}),
-  storage: z.strictObject({ path: nonEmpty.prefault('./data') }).prefault({}),
+  api: section(
+    z
+      .strictObject({
+        token: nonEmpty.optional(),
+        token_file: nonEmpty.optional(),
+      })
+      .prefault({}),
+  ),
+  storage: section(z.strictObject({ path: nonEmpty.prefault('./data') }).prefault({})),
   task_files: z
     .array(nonEmpty, { error: 'must be a list of glob patterns' })
     .nullable()
@@ -172,7 +188,7 @@ export function parseConfig(text: string, options: ParseConfigOptions): LoadedCo
   if (document.errors.length > 0) {
     throw new ConfigError(
       options.source,
-      document.errors.map((error) => `YAML syntax: ${error.message.split('\n')[0]}`),
+      document.errors.map((error) => `YAML syntax: ${error.message.split('\n')[0]?.replace(/:$/, '')}`),
     );
   }
 
@@ -338,11 +354,15 @@ function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
   if (value === undefined) {
     return `${path}: is required`;
   }
+  const message =
+    issue.code === 'invalid_type' && issue.expected === 'object'
+      ? 'must be a map of keys'
+      : issue.message;
 
   // Secrets are never echoed back, even when they are malformed.
   const shown = /(api_key|token)$/.test(path) ? '<secret>' : JSON.stringify(value);
 
-  return `${path}: ${issue.message}, got ${shown}`;
+  return `${path}: ${message}, got ${shown}`;
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
@@ -381,7 +401,8 @@ function isPlainHttpToRemoteHost(url: string): boolean {
   );
 }
 
-function describeFsError(error: unknown): string {
+/** A short reason for a failed file read: "no such file", "permission denied"... */
+export function describeFsError(error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') {
     return 'no such file';

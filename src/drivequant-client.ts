@@ -219,7 +219,8 @@ export function parseRetryAfter(
     return Number(value.trim()) * 1000;
   }
 
-  const dateMs = Date.parse(value);
+  // An HTTP date starts with the day's name; Date.parse would also read `-5` or `1.5`.
+  const dateMs = /^[A-Za-z]{3}/.test(value.trim()) ? Date.parse(value) : Number.NaN;
   if (Number.isNaN(dateMs)) {
     return undefined;
   }

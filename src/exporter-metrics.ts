@@ -31,7 +31,17 @@ export interface ExporterMetrics {
   setPollInterval(intervalMs: number): void;
   /** Records a config (re)load; `successful` false keeps the last success timestamp. */
   observeConfigLoad(successful: boolean, atMs: number): void;
+  /** Counts task registrations refused, from any source, by reason. */
+  observeRegistrationsRefused(reason: RegistrationRefusalReason, count: number): void;
 }
+
+/** Why a task could not be registered: the task limit, or a state file that cannot be written. */
+export type RegistrationRefusalReason = 'max_tasks' | 'storage_error';
+
+const REGISTRATION_REFUSAL_REASONS: readonly RegistrationRefusalReason[] = [
+  'max_tasks',
+  'storage_error',
+];
 
 /** Creates the registry and its metrics. */
 export function createExporterMetrics(options: ExporterMetricsOptions): ExporterMetrics {
@@ -133,6 +143,15 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     help: 'When the configuration was last loaded successfully, in Unix seconds.',
     registers: [registry],
   });
+  const registrationsRefused = new Counter({
+    name: 'drivequant_task_registrations_refused_total',
+    help: 'Tasks that could not be tracked: max_tasks (limit reached, no finished task to evict) or storage_error (API registration not saved).',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  for (const reason of REGISTRATION_REFUSAL_REASONS) {
+    registrationsRefused.inc({ reason }, 0);
+  }
   up.set(0);
 
   return {
@@ -156,6 +175,9 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     },
     setPollInterval(intervalMs) {
       interval.set(intervalMs / 1000);
+    },
+    observeRegistrationsRefused(reason, count) {
+      registrationsRefused.inc({ reason }, count);
     },
     observeConfigLoad(successful, atMs) {
       reloadSuccessful.set(successful ? 1 : 0);

@@ -9,6 +9,8 @@ export interface LandingPageData {
   maxRows?: number;
   /** Current time, in Unix milliseconds. */
   nowMs: number;
+  /** URL of the task registration endpoint as the visitor reached it, for the example command. */
+  registrationUrl?: string;
 }
 
 /** Renders the landing page. Every value that reaches the HTML is escaped. */
@@ -40,12 +42,13 @@ progress { width: 8rem; }
 <a href="/metrics">Metrics</a> &middot; <a href="/-/healthy">Health</a> &middot; <a href="/-/ready">Readiness</a></p>
 <h2>Tracked tasks (${data.tasks.length})</h2>
 <table>
-<thead><tr><th>Task</th><th>Type</th><th>Status</th><th>Items</th><th>Remaining</th><th>Progress</th><th>Last good poll</th><th>Last error</th></tr></thead>
+<thead><tr><th>Task</th><th>Source</th><th>Type</th><th>Status</th><th>Items</th><th>Remaining</th><th>Progress</th><th>Last good poll</th><th>Last error</th></tr></thead>
 <tbody>
 ${rows.join('\n')}
 </tbody>
 </table>
 ${more}
+${renderRegistrationHelp(data.registrationUrl)}
 </body>
 </html>
 `;
@@ -71,6 +74,7 @@ function renderRow(record: TaskRecord, nowMs: number): string {
   return [
     '<tr>',
     `<td><code>${escapeHtml(record.taskId)}</code></td>`,
+    `<td>${escapeHtml(describeSources(record))}</td>`,
     `<td>${escapeHtml(snapshot?.taskType ?? '')}</td>`,
     `<td>${escapeHtml(status)}</td>`,
     `<td class="num">${snapshot?.items ?? ''}</td>`,
@@ -80,6 +84,29 @@ function renderRow(record: TaskRecord, nowMs: number): string {
     `<td>${lastError}</td>`,
     '</tr>',
   ].join('');
+}
+
+const SOURCE_ORDER = ['config', 'file', 'api'];
+
+function describeSources(record: TaskRecord): string {
+  return [...record.sources]
+    .sort((a, b) => SOURCE_ORDER.indexOf(a) - SOURCE_ORDER.indexOf(b))
+    .join(', ');
+}
+
+// The token is never on the page: the command shows where it goes, not what it is.
+function renderRegistrationHelp(url: string | undefined): string {
+  if (url === undefined) {
+    return '';
+  }
+
+  const command = `curl -X POST -H 'Authorization: Bearer <api.token>' -H 'Content-Type: application/json' -d '{"taskId":"<task id>"}' ${url}`;
+
+  return `<h2>Add a task</h2>
+<p>Register a task id returned by a DriveQuant retry (needs <code>api.token</code> in the configuration):</p>
+<pre><code>${escapeHtml(command)}</code></pre>
+<p>Or start a retry and register it in one go: <code>drivequant-task-exporter retry trips --config.file=PATH --register ${escapeHtml(url.replace(/\/api\/v1\/tasks$/, ''))}</code>.
+The tracked tasks are also listed as JSON at <a href="/api/v1/tasks">/api/v1/tasks</a>.</p>`;
 }
 
 /** Escapes text for HTML element content and double-quoted attributes. */

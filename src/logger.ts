@@ -49,7 +49,11 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-      serializers: { err: serializeError },
+      // `error` too: got's errors carry the request options, and pino would print them all.
+      serializers: {
+        err: serializeError,
+        error: (value: unknown) => (value instanceof Error ? serializeError(value) : value),
+      },
     },
     destination,
   );

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
@@ -18,13 +19,28 @@ import { formatDuration } from './duration.js';
 import { createExporterMetrics, type ExporterMetrics } from './exporter-metrics.js';
 import { createLogger } from './logger.js';
 import { createPoller, type Poller, type PollSettings } from './poller.js';
+import { runRetryCommand } from './retry-command.js';
 import { createApp, type ReloadOutcome } from './server.js';
 import { DEMO_TASK_IDS, seedDemoTasks } from './simulator/demo-tasks.js';
 import { type Simulator, startSimulator } from './simulator/simulator.js';
 import { runSimulatorCli } from './simulator/simulator-cli.js';
+import { createTaskApiRouter } from './task-api.js';
 import { TaskExposition } from './task-exposition.js';
+import { createTaskFileWatcher, type TaskFileWatcher } from './task-files.js';
+import { RegisteredTaskFile } from './task-persistence.js';
+import { TaskRegistrations } from './task-registrations.js';
 import { TaskStore } from './task-state.js';
 import { VERSION } from './version.js';
+import {
+  createWebGuard,
+  describeUnreloadableChange,
+  enforceClientAuth,
+  httpsServerOptions,
+  loadWebConfigFile,
+  secureContextOptions,
+  type WebConfig,
+  type WebTlsConfig,
+} from './web-config.js';
 
 /** How long shutdown waits for in-flight polls before aborting them. */
 const SHUTDOWN_GRACE_MS = 5000;
@@ -53,6 +69,8 @@ export interface StartOptions {
 export async function startExporter(options: StartOptions): Promise<RunningExporter> {
   const { flags, logger } = options;
   const env = options.env ?? process.env;
+  let webConfig = loadWebConfig(flags);
+  const guard = createWebGuard(webConfig);
   let simulator: Simulator | undefined;
   let loaded: LoadedConfig;
   if (flags.demo) {
@@ -76,7 +94,21 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
   });
   const metrics = createExporterMetrics({ store, version: VERSION });
   const taskExposition = new TaskExposition(store);
-  syncConfigTasks(store, config, logger);
+  syncConfigTasks(store, config, logger, metrics);
+  // API registrations come before task files: they were acknowledged, files can wait.
+  const registrations = new TaskRegistrations({
+    store,
+    file: flags.demo ? undefined : new RegisteredTaskFile(config.storage.path),
+  });
+  await loadRegistrations(registrations, logger, metrics);
+  const taskFiles = createTaskFileWatcher({
+    patterns: config.taskFiles,
+    intervalMs: config.poll.intervalMs,
+    store,
+    logger,
+    onRefused: (count) => metrics.observeRegistrationsRefused('max_tasks', count),
+  });
+  await refreshTaskFiles(taskFiles, logger);
 
   let client = createClient(config, metrics);
   const poller = createPoller({
@@ -84,7 +116,10 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
     client,
     settings: pollSettings(config),
     logger,
-    onCycle: (result) => metrics.observeCycle(result),
+    onCycle: (result) => {
+      metrics.observeCycle(result);
+      reconcileRegistrations(registrations, logger, metrics);
+    },
     onSkippedCycles: (count) => metrics.observeSkippedCycles(count),
   });
   metrics.setPollInterval(config.poll.intervalMs);
@@ -96,8 +131,10 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
     }
 
     let next: LoadedConfig;
+    let nextWebConfig: WebConfig | undefined;
     try {
       next = loadConfigFile(flags.configFile, env);
+      nextWebConfig = reloadWebConfig(flags, webConfig);
     } catch (error) {
       const message = error instanceof ConfigError ? error.problems.join('; ') : String(error);
       metrics.observeConfigLoad(false, Date.now());
@@ -112,8 +149,16 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
     config = next.config;
     client = createClient(config, metrics);
     store.configure({ maxTasks: config.poll.maxTasks, notFoundLimit: config.poll.notFoundLimit });
-    syncConfigTasks(store, config, logger);
+    syncConfigTasks(store, config, logger, metrics);
+    await taskFiles
+      .reconfigure(config.taskFiles, config.poll.intervalMs)
+      .catch((error: unknown) => logger.error({ err: error }, 'reading task files failed'));
     poller.reconfigure(client, pollSettings(config));
+    webConfig = nextWebConfig;
+    guard.update(webConfig);
+    if (webConfig?.tls !== undefined && 'setSecureContext' in server) {
+      server.setSecureContext(secureContextOptions(webConfig.tls));
+    }
     metrics.setPollInterval(config.poll.intervalMs);
     metrics.observeConfigLoad(true, Date.now());
     // The old client may still serve a running cycle; its idle sockets go after it.
@@ -135,11 +180,25 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
     isReady: () => poller.ready,
     logger,
     reload: flags.enableLifecycle ? reload : undefined,
+    guard: guard.handler,
+    routers: [
+      createTaskApiRouter({
+        store,
+        registrations,
+        token: () => config.api.token,
+        terminalRetentionMs: () => config.poll.terminalRetentionMs,
+        maxTasks: () => config.poll.maxTasks,
+        logger,
+        onRefused: (reason) => metrics.observeRegistrationsRefused(reason, 1),
+      }),
+    ],
   });
-  const server = await listen(app, flags);
+  const server = await listen(app, flags, webConfig?.tls);
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host === '[::]' || host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  const scheme = webConfig?.tls === undefined ? 'http' : 'https';
+  const url = `${scheme}://${host === '[::]' || host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  taskFiles.start();
   poller.start();
   logger.info(
     {
@@ -158,10 +217,12 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
     reload,
     async close() {
       await poller.stop(SHUTDOWN_GRACE_MS);
+      taskFiles.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await registrations.idle();
       client.close();
       await simulator?.close();
     },
@@ -188,13 +249,70 @@ function pollSettings(config: ExporterConfig): PollSettings {
   };
 }
 
-function syncConfigTasks(store: TaskStore, config: ExporterConfig, logger: Logger): void {
+function syncConfigTasks(
+  store: TaskStore,
+  config: ExporterConfig,
+  logger: Logger,
+  metrics: ExporterMetrics,
+): void {
   const refused = store.syncSource('config', config.tasks);
   if (refused.length > 0) {
+    metrics.observeRegistrationsRefused('max_tasks', refused.length);
     logger.error(
       { refused: refused.length, maxTasks: config.poll.maxTasks },
       'task limit reached; some configured tasks are not tracked',
     );
+  }
+}
+
+/** Loads the API registrations; a damaged state file is reported, never fatal. */
+async function loadRegistrations(
+  registrations: TaskRegistrations,
+  logger: Logger,
+  metrics: ExporterMetrics,
+): Promise<void> {
+  const loaded = await registrations.load();
+  for (const problem of loaded.problems) {
+    logger.error({ problem }, 'registered-task state file is damaged');
+  }
+  if (loaded.movedAsideTo !== undefined) {
+    logger.error(
+      { movedAsideTo: loaded.movedAsideTo, kept: loaded.tasks.length },
+      'damaged state file moved aside; the tasks it still listed are kept',
+    );
+  }
+  if (loaded.refused.length > 0) {
+    metrics.observeRegistrationsRefused('max_tasks', loaded.refused.length);
+    logger.error(
+      { refused: loaded.refused.length },
+      'task limit reached; some registered tasks wait for room',
+    );
+  }
+  logger.info({ tasks: loaded.tasks.length }, 'registered tasks loaded');
+}
+
+/** Forgets registrations of dropped tasks and retries those that found no room. */
+function reconcileRegistrations(
+  registrations: TaskRegistrations,
+  logger: Logger,
+  metrics: ExporterMetrics,
+): void {
+  registrations.reconcile().then(
+    (refused) => {
+      if (refused.length > 0) {
+        metrics.observeRegistrationsRefused('max_tasks', refused.length);
+      }
+    },
+    (error: unknown) =>
+      logger.error({ err: error }, 'cannot update the registered-task state file'),
+  );
+}
+
+async function refreshTaskFiles(taskFiles: TaskFileWatcher, logger: Logger): Promise<void> {
+  try {
+    await taskFiles.refresh();
+  } catch (error) {
+    logger.error({ err: error }, 'reading task files failed');
   }
 }
 
@@ -234,18 +352,55 @@ function demoConfig(baseUrl: string, apiKey: string): LoadedConfig {
   });
 }
 
-function listen(app: ReturnType<typeof createApp>, flags: ExporterFlags): Promise<Server> {
+/** Reads `--web.config.file`, when given. Throws ConfigError. */
+function loadWebConfig(flags: ExporterFlags): WebConfig | undefined {
+  return flags.webConfigFile === undefined ? undefined : loadWebConfigFile(flags.webConfigFile);
+}
+
+/** Reads `--web.config.file` again for a reload; refuses what only a restart can change. */
+function reloadWebConfig(flags: ExporterFlags, running: WebConfig | undefined) {
+  let next: WebConfig | undefined;
+  try {
+    next = loadWebConfig(flags);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      throw new ConfigError(
+        String(flags.webConfigFile),
+        error.problems.map((problem) => `web config ${problem}`),
+      );
+    }
+    throw error;
+  }
+  const refusal = describeUnreloadableChange(running, next);
+  if (refusal !== undefined) {
+    throw new ConfigError(String(flags.webConfigFile), [`web config ${refusal}`]);
+  }
+
+  return next;
+}
+
+function listen(
+  app: ReturnType<typeof createApp>,
+  flags: ExporterFlags,
+  tls: WebTlsConfig | undefined,
+): Promise<HttpServer | HttpsServer> {
+  const server =
+    tls === undefined ? createHttpServer(app) : createHttpsServer(httpsServerOptions(tls), app);
+  if (tls !== undefined) {
+    // A reload cannot change the policy (describeUnreloadableChange), so it is fixed here.
+    const { clientAuth } = tls;
+    server.on('secureConnection', (socket) => enforceClientAuth(socket, clientAuth));
+  }
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 30_000;
+
   return new Promise((resolve, reject) => {
-    const server = app.listen(flags.listen.port, flags.listen.host ?? '', (error?: Error) => {
-      if (error) {
-        reject(error);
-      } else {
-        resolve(server);
-      }
+    server.once('error', reject);
+    server.listen(flags.listen.port, flags.listen.host, () => {
+      server.off('error', reject);
+      resolve(server);
     });
-    server.keepAliveTimeout = 65_000;
-    server.headersTimeout = 66_000;
-    server.requestTimeout = 30_000;
   });
 }
 
@@ -270,8 +425,7 @@ export async function main(argv: string[]): Promise<number> {
       await runSimulatorCli(command.argv);
       return 0;
     case 'retry':
-      process.stderr.write('drivequant-task-exporter: retry is not available yet\n');
-      return 2;
+      return runRetryCommand(command.argv);
   }
 
   const { flags } = command;
@@ -310,6 +464,7 @@ function checkConfig(flags: ExporterFlags): number {
     const loaded = flags.demo
       ? { config: { tasks: DEMO_TASK_IDS }, warnings: [] }
       : loadConfigFile(requireConfigFile(flags));
+    loadWebConfig(flags);
     for (const warning of loaded.warnings) {
       process.stdout.write(`warning: ${warning}\n`);
     }

@@ -19,6 +19,8 @@ export interface ServerOptions {
   logger: Logger;
   /** Reloads the config; only wired when `--web.enable-lifecycle` is given. */
   reload?: () => Promise<ReloadOutcome>;
+  /** Runs before every route (basic auth and headers of `--web.config.file`). */
+  guard?: express.RequestHandler;
   /** Extra routes mounted before the 404 fallback (the task API). */
   routers?: express.Router[];
   now?: () => number;
@@ -30,6 +32,9 @@ export function createApp(options: ServerOptions): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   const now = options.now ?? Date.now;
+  if (options.guard !== undefined) {
+    app.use(options.guard);
+  }
 
   app.get('/metrics', async (_request, response) => {
     // prom-client's part is small and live; the per-task part is cached until a poll lands.
@@ -37,12 +42,16 @@ export function createApp(options: ServerOptions): express.Express {
     response.set('Content-Type', options.registry.contentType).send(text);
   });
 
-  app.get('/', (_request, response) => {
-    response
-      .type('html')
-      .send(
-        renderLandingPage({ version: options.version, tasks: options.store.list(), nowMs: now() }),
-      );
+  app.get('/', (request, response) => {
+    const registrationUrl = `${request.protocol}://${request.get('host') ?? 'localhost:9850'}/api/v1/tasks`;
+    response.type('html').send(
+      renderLandingPage({
+        version: options.version,
+        tasks: options.store.list(),
+        nowMs: now(),
+        registrationUrl,
+      }),
+    );
   });
 
   app.get('/-/healthy', (_request, response) => {

@@ -19,7 +19,10 @@ export interface TaskRecord {
   lastError: { reason: string; message: string; atMs: number } | undefined;
   /** Failed polls by reason, since the task was tracked. */
   readonly errorCounts: Map<string, number>;
-  /** When the task was first seen COMPLETED, CANCELED or FAILED, in Unix milliseconds. */
+  /**
+   * When the task was first seen COMPLETED, CANCELED or FAILED, or was given up as not found,
+   * in Unix milliseconds. From then on it is not polled, and it leaves after the retention.
+   */
   terminalSinceMs: number | undefined;
   /** 404 answers in a row. */
   consecutiveNotFound: number;
@@ -200,6 +203,9 @@ export class TaskStore {
     if (reason === 'not_found') {
       record.consecutiveNotFound += 1;
       record.notFound = record.consecutiveNotFound >= this.#options.notFoundLimit;
+      if (record.notFound) {
+        record.terminalSinceMs ??= record.lastError.atMs;
+      }
     } else {
       record.consecutiveNotFound = 0;
     }

@@ -23,8 +23,9 @@ export const ERROR_REASONS: Record<UpstreamErrorCode, string> = {
 
 /**
  * A failed request to DriveQuant. The message is short and safe to log: it never holds the
- * request's headers. The original error, which does (got keeps the request options on it),
- * is kept as a non-enumerable `cause` so that no serialiser walks into it.
+ * request's headers. The original error does (got keeps the request options on it), and
+ * util.inspect prints a cause even when it is not enumerable, so `cause` is only a summary
+ * of it: name, code, message and stack.
  */
 export class UpstreamError extends Error {
   /** Stable machine code. */
@@ -37,7 +38,7 @@ export class UpstreamError extends Error {
     this.name = 'UpstreamError';
     this.code = code;
     this.statusCode = statusCode;
-    Object.defineProperty(this, 'cause', { value: cause, enumerable: false });
+    Object.defineProperty(this, 'cause', { value: summarizeCause(cause), enumerable: false });
   }
 
   /** The `reason` label value for this error. */
@@ -69,6 +70,22 @@ export class HttpStatusError extends UpstreamError {
     this.name = 'HttpStatusError';
     this.retryAfterMs = retryAfterMs;
   }
+}
+
+function summarizeCause(cause: unknown): unknown {
+  if (!(cause instanceof Error)) {
+    return cause;
+  }
+
+  const summary = new Error(cause.message);
+  summary.name = cause.name;
+  summary.stack = cause.stack;
+  const code = (cause as { code?: unknown }).code;
+  if (code !== undefined) {
+    Object.defineProperty(summary, 'code', { value: code, enumerable: true });
+  }
+
+  return summary;
 }
 
 function codeForStatus(statusCode: number): UpstreamErrorCode {

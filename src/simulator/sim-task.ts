@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { formatDriveQuantDate } from './drivequant-date.js';
+import { formatDriveQuantDate } from '../drivequant-date.js';
 import { createObjectId } from './object-id.js';
 
 /** A task type DriveQuant documents. */

@@ -1,12 +1,20 @@
-import {
-  createServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-  STATUS_CODES,
-} from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createFaultTable, type Fault, parseFault } from './faults.js';
+import { RequestBodyError, readJsonBody } from './request-body.js';
+import {
+  JSON_TYPE,
+  renderShapedBody,
+  send,
+  sendDrip,
+  sendEmpty,
+  sendHtmlPage,
+  sendJson,
+  sendMalformedJson,
+  sendPartThenReset,
+  sendRateLimit,
+  sendStatusFault,
+} from './sim-responses.js';
 import {
   createSimTask,
   isActiveStatus,
@@ -64,7 +72,6 @@ const TASK_PATH_PREFIX = '/v1/enterprise/task/';
 const CONTROL_FAULTS_PREFIX = '/_control/faults/';
 const CONTROL_TASKS_PATH = '/_control/tasks';
 const API_KEY_HEADER = 'x-dq-enterprise-api-key';
-const JSON_TYPE = 'application/json';
 const MAX_CONTROL_BODY_BYTES = 1024 * 1024;
 
 const RETRY_ROUTES: ReadonlyMap<string, { type: SimTaskType; noun: string }> = new Map([
@@ -72,24 +79,23 @@ const RETRY_ROUTES: ReadonlyMap<string, { type: SimTaskType; noun: string }> = n
   ['/v1/enterprise/push/crashes/failed/retry', { type: 'PUSH_FAILED_CRASHES', noun: 'crashes' }],
 ]);
 
-const HTML_ERROR_PAGE =
-  '<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n' +
-  '<body><h1>502 Bad Gateway</h1><p>The upstream server is unavailable.</p></body></html>\n';
-
-class RequestBodyError extends Error {
-  constructor(
-    readonly statusCode: number,
-    message: string,
-  ) {
-    super(message);
+/** Thrown by `addTask` for a task id the simulator already knows. */
+export class DuplicateTaskError extends Error {
+  constructor(taskId: string) {
+    super(`task ${taskId} already exists`);
+    this.name = 'DuplicateTaskError';
   }
+}
+
+interface JsonAnswer {
+  statusCode: number;
+  body: object;
 }
 
 /** Starts a simulator of DriveQuant's enterprise task API on a real HTTP port. */
 export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
   validateOptions(options);
 
-  const apiKey = options.apiKey;
   const latencyMs = options.latencyMs ?? 0;
   const timeScale = options.timeScale ?? 1;
   const clock = options.now ?? Date.now;
@@ -98,7 +104,6 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const faults = createFaultTable();
   const requestCounts = new Map<string, number>();
   const lastRetryByType = new Map<SimTaskType, string>();
-  const pendingPauses = new Set<() => void>();
   let totalRequests = 0;
   let closing: Promise<void> | undefined;
 
@@ -108,7 +113,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
 
   function storeTask(task: SimTask): string {
     if (tasks.has(task.taskId)) {
-      throw new RangeError(`task ${task.taskId} already exists`);
+      throw new DuplicateTaskError(task.taskId);
     }
 
     tasks.set(task.taskId, task);
@@ -116,36 +121,17 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     return task.taskId;
   }
 
-  // Resolves false when the wait was cut short: the client went away or close() began.
-  function pause(ms: number, res: ServerResponse): Promise<boolean> {
-    if (ms <= 0) {
-      return Promise.resolve(!res.destroyed);
-    }
-
-    return new Promise((resolve) => {
-      const finish = (waited: boolean): void => {
-        clearTimeout(timer);
-        res.off('close', cancel);
-        pendingPauses.delete(cancel);
-        resolve(waited);
-      };
-      const cancel = (): void => finish(false);
-      const timer = setTimeout(() => finish(true), ms);
-      res.once('close', cancel);
-      pendingPauses.add(cancel);
-    });
-  }
-
   function isAuthorized(req: IncomingMessage): boolean {
-    return req.headers[API_KEY_HEADER] === apiKey;
+    return req.headers[API_KEY_HEADER] === options.apiKey;
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/';
-    const taskId = path.startsWith(TASK_PATH_PREFIX)
-      ? decodeSegment(path.slice(TASK_PATH_PREFIX.length))
-      : undefined;
-    if (taskId !== undefined && req.method === 'GET') {
+    const taskId =
+      req.method === 'GET' && path.startsWith(TASK_PATH_PREFIX)
+        ? decodeSegment(path.slice(TASK_PATH_PREFIX.length))
+        : undefined;
+    if (taskId !== undefined) {
       totalRequests += 1;
       requestCounts.set(taskId, (requestCounts.get(taskId) ?? 0) + 1);
     }
@@ -154,23 +140,16 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       return;
     }
 
-    if (taskId !== undefined && req.method === 'GET') {
-      await answerTask(req, res, taskId);
-      return;
-    }
-
     const retry = RETRY_ROUTES.get(path);
-    if (retry !== undefined && req.method === 'POST') {
+    if (taskId !== undefined) {
+      await answerTask(req, res, taskId);
+    } else if (retry !== undefined && req.method === 'POST') {
       answerRetry(req, res, retry.type, retry.noun);
-      return;
-    }
-
-    if (options.control === true && path.startsWith('/_control/')) {
+    } else if (options.control === true && path.startsWith('/_control/')) {
       await answerControl(req, res, path);
-      return;
+    } else {
+      sendJson(res, 404, { error: 'Not Found' });
     }
-
-    sendJson(res, 404, { error: 'Not Found' });
   }
 
   async function answerTask(req: IncomingMessage, res: ServerResponse, taskId: string) {
@@ -179,7 +158,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       return;
     }
 
-    // Faults that replace the answer act in front of the API, like a failing proxy would.
+    // Faults that replace the answer act in front of the API, as a failing proxy would,
+    // so they apply whatever the key and whether the task exists.
     switch (fault?.kind) {
       case 'hang':
         return;
@@ -190,19 +170,20 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         sendRateLimit(res, fault.retryAfter);
         return;
       case 'malformed-json':
-        send(res, 200, JSON_TYPE, '{"taskId": "abc", ');
+        sendMalformedJson(res);
         return;
       case 'html':
-        send(res, 200, 'text/html; charset=utf-8', HTML_ERROR_PAGE);
+        sendHtmlPage(res);
         return;
     }
 
     const { statusCode, body } = normalTaskAnswer(req, taskId);
-    const text = statusCode === 200 ? shapeBody(body, fault) : JSON.stringify(body);
+    const text = statusCode === 200 ? renderShapedBody(body, fault) : JSON.stringify(body);
     if (fault?.kind === 'reset') {
       sendPartThenReset(res, statusCode, text);
     } else if (fault?.kind === 'drip') {
-      await drip(res, statusCode, text, fault.intervalMs);
+      const intervalMs = fault.intervalMs;
+      await sendDrip(res, statusCode, text, () => pause(intervalMs, res));
     } else {
       send(res, statusCode, JSON_TYPE, text);
     }
@@ -218,22 +199,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       return { statusCode: 404, body: { error: 'Task not found' } };
     }
 
-    return { statusCode: 200, body: renderTaskBody(task, taskStateAt(task, clock(), timeScale)) };
-  }
+    const state = taskStateAt(task, clock(), timeScale);
 
-  async function drip(res: ServerResponse, statusCode: number, text: string, intervalMs: number) {
-    const bytes = Buffer.from(text);
-    res.writeHead(statusCode, { 'content-type': JSON_TYPE, 'content-length': bytes.length });
-    res.flushHeaders();
-    for (let index = 0; index < bytes.length; index += 1) {
-      if (!(await pause(intervalMs, res)) || res.destroyed) {
-        return;
-      }
-
-      res.write(bytes.subarray(index, index + 1));
-    }
-
-    res.end();
+    return { statusCode: 200, body: renderTaskBody(task, state) };
   }
 
   function answerRetry(req: IncomingMessage, res: ServerResponse, type: SimTaskType, noun: string) {
@@ -276,7 +244,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     }
 
     try {
-      const value = parseJson(await readBody(req));
+      const value = await readJsonBody(req, MAX_CONTROL_BODY_BYTES);
       if (target !== undefined) {
         faults.set(target, parseFault(value));
         sendEmpty(res, 204);
@@ -284,17 +252,18 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
         sendJson(res, 200, { taskId: addTask(parseSimTaskSpec(value)) });
       }
     } catch (error) {
-      sendControlError(res, error);
+      sendJson(res, controlErrorStatus(error), { error: (error as Error).message });
     }
   }
 
   const server = createServer((req, res) => {
     route(req, res).catch((error: unknown) => {
-      if (!res.headersSent) {
-        sendJson(res, 500, { error: error instanceof Error ? error.message : String(error) });
-      } else {
+      if (res.headersSent) {
         res.destroy();
+        return;
       }
+
+      sendJson(res, 500, { error: error instanceof Error ? error.message : String(error) });
     });
   });
   const address = await listen(server, options.host ?? '127.0.0.1', options.port ?? 0);
@@ -330,23 +299,49 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     },
     now: clock,
     close() {
-      if (closing === undefined) {
-        for (const cancel of [...pendingPauses]) {
-          cancel();
-        }
-
-        closing = new Promise((resolve) => server.close(() => resolve()));
-        // server.closeAllConnections();
-      }
+      // Destroying every socket ends hung answers and idle keep-alive connections alike,
+      // which server.close() alone would wait for.
+      closing ??= new Promise((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
 
       return closing;
     },
   };
 }
 
-interface JsonAnswer {
-  statusCode: number;
-  body: object;
+// Resolves false when the wait was cut short: the client went away or close() destroyed
+// the socket. Either way the timer is cleared, so no wait outlives the simulator.
+function pause(ms: number, res: ServerResponse): Promise<boolean> {
+  if (ms <= 0) {
+    return Promise.resolve(!res.destroyed);
+  }
+
+  return new Promise((resolve) => {
+    const finish = (waited: boolean): void => {
+      clearTimeout(timer);
+      res.off('close', cancel);
+      resolve(waited);
+    };
+    const cancel = (): void => finish(false);
+    const timer = setTimeout(() => finish(true), ms);
+    res.once('close', cancel);
+  });
+}
+
+function controlErrorStatus(error: unknown): number {
+  if (error instanceof RequestBodyError) {
+    return error.statusCode;
+  }
+
+  if (error instanceof DuplicateTaskError) {
+    return 409;
+  }
+
+  if (error instanceof TypeError || error instanceof RangeError) {
+    return 400;
+  }
+
+  throw error;
 }
 
 function validateOptions(options: SimulatorOptions): void {
@@ -358,8 +353,9 @@ function validateOptions(options: SimulatorOptions): void {
     throw new RangeError(`latencyMs: ${options.latencyMs} is not a delay of 0 ms or more`);
   }
 
-  if (options.timeScale !== undefined && !(options.timeScale > 0 && options.timeScale < Infinity)) {
-    throw new RangeError(`timeScale: ${options.timeScale} is not a positive number`);
+  const timeScale = options.timeScale;
+  if (timeScale !== undefined && !(timeScale > 0 && Number.isFinite(timeScale))) {
+    throw new RangeError(`timeScale: ${timeScale} is not a positive number`);
   }
 }
 
@@ -395,109 +391,5 @@ function decodeSegment(segment: string): string | undefined {
     return decodeURIComponent(segment);
   } catch {
     return undefined;
-  }
-}
-
-/** Applies the body-shaping faults (`fields`, `huge`) to a normal 200 body. */
-function shapeBody(body: object, fault: Fault | undefined): string {
-  if (fault?.kind === 'fields') {
-    const shaped: Record<string, unknown> = { ...body, ...fault.patch };
-    for (const field of fault.remove ?? []) {
-      delete shaped[field];
-    }
-
-    return JSON.stringify(shaped);
-  }
-
-  if (fault?.kind === 'huge') {
-    // The padding field goes last so the body stays one valid object of exactly that size.
-    const bare = JSON.stringify({ ...body, padding: '' });
-    const paddingBytes = fault.bytes - Buffer.byteLength(bare);
-
-    return paddingBytes > 0 ? `${bare.slice(0, -2)}${'x'.repeat(paddingBytes)}"}` : bare;
-  }
-
-  return JSON.stringify(body);
-}
-
-function send(res: ServerResponse, statusCode: number, contentType: string, text: string): void {
-  res.writeHead(statusCode, {
-    'content-type': contentType,
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-function sendJson(res: ServerResponse, statusCode: number, body: unknown): void {
-  send(res, statusCode, JSON_TYPE, JSON.stringify(body));
-}
-
-function sendEmpty(res: ServerResponse, statusCode: number): void {
-  res.writeHead(statusCode);
-  res.end();
-}
-
-function sendStatusFault(res: ServerResponse, statusCode: number, body: unknown): void {
-  if (typeof body === 'string') {
-    send(res, statusCode, 'text/plain; charset=utf-8', body);
-    return;
-  }
-
-  sendJson(res, statusCode, body ?? { error: STATUS_CODES[statusCode] ?? `HTTP ${statusCode}` });
-}
-
-function sendRateLimit(res: ServerResponse, retryAfter: string | undefined): void {
-  const text = JSON.stringify({ error: 'Too Many Requests' });
-  res.writeHead(429, {
-    'content-type': JSON_TYPE,
-    'content-length': Buffer.byteLength(text),
-    ...(retryAfter === undefined ? {} : { 'retry-after': retryAfter }),
-  });
-  res.end(text);
-}
-
-// Promises the whole body, sends half, then cuts the connection once that half is out.
-function sendPartThenReset(res: ServerResponse, statusCode: number, text: string): void {
-  const bytes = Buffer.from(text);
-  res.writeHead(statusCode, { 'content-type': JSON_TYPE, 'content-length': bytes.length });
-  res.write(bytes.subarray(0, Math.max(1, Math.floor(bytes.length / 2))), () => res.destroy());
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_CONTROL_BODY_BYTES) {
-        reject(new RequestBodyError(413, `body is larger than ${MAX_CONTROL_BODY_BYTES} bytes`));
-        req.destroy();
-        return;
-      }
-
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new RequestBodyError(400, `body is not JSON: ${(error as Error).message}`);
-  }
-}
-
-function sendControlError(res: ServerResponse, error: unknown): void {
-  if (error instanceof RequestBodyError) {
-    sendJson(res, error.statusCode, { error: error.message });
-  } else if (error instanceof TypeError) {
-    sendJson(res, 400, { error: error.message });
-  } else if (error instanceof RangeError) {
-    sendJson(res, 409, { error: error.message });
-  } else {
-    throw error;
   }
 }

@@ -18,6 +18,10 @@ afterEach(async () => {
   await sim.close();
 });
 
+function sleep(ms: number): Promise<string> {
+  return new Promise((resolve) => setTimeout(() => resolve('timed out'), ms));
+}
+
 function getTask(taskId: string, init: RequestInit = {}): Promise<Response> {
   return fetch(`${sim.url}${TASK_PATH}${taskId}`, {
     ...init,
@@ -391,7 +395,11 @@ describe('control endpoint', () => {
     it('adds a task from a spec', async () => {
       const response = await fetch(`${controlled.url}/_control/tasks`, {
         method: 'POST',
-        body: JSON.stringify({ taskId: 'cafe', items: 7, frozen: { status: 'X', remainingItems: 3 } }),
+        body: JSON.stringify({
+          taskId: 'cafe',
+          items: 7,
+          frozen: { status: 'X', remainingItems: 3 },
+        }),
       });
 
       expect(await response.json()).toEqual({ taskId: 'cafe' });
@@ -426,6 +434,24 @@ describe('control endpoint', () => {
       expect(((await response.json()) as { error: string }).error).toContain(message);
     });
 
+    it('answers 400 to a task spec that does not hold together', async () => {
+      const response = await fetch(`${controlled.url}/_control/tasks`, {
+        method: 'POST',
+        body: '{"items":10,"outcome":"FAILED","stopAtRemaining":11}',
+      });
+
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        error: 'stopAtRemaining: 11 is more than items (10)',
+      });
+    });
+
+    it('answers 413 to a body over 1 MiB', async () => {
+      const response = await putFault('*', `"${'x'.repeat(1024 * 1024)}"`, controlled.url);
+
+      expect(response.status).toBe(413);
+    });
+
     it('answers 409 to a task id that already exists', async () => {
       controlled.addTask({ taskId: 'taken' });
 
@@ -449,12 +475,13 @@ describe('close', () => {
       () => 'failed',
     );
     while (sim.requestCount(taskId) < 2) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await sleep(5);
     }
     const started = performance.now();
 
-    await sim.close();
+    const closed = await Promise.race([sim.close().then(() => 'closed'), sleep(1000)]);
 
+    expect(closed).toBe('closed');
     expect(performance.now() - started).toBeLessThan(500);
     expect(await hung).toBe('failed');
   });
@@ -464,7 +491,7 @@ describe('close', () => {
     sim.setFault(taskId, { kind: 'latency', ms: 60_000 });
     const pending = getTask(taskId).catch(() => undefined);
     while (sim.requestCount(taskId) < 1) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await sleep(5);
     }
     const started = performance.now();
 

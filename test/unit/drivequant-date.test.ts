@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatDriveQuantDate } from '../../src/simulator/drivequant-date.js';
+import { formatDriveQuantDate } from '../../src/drivequant-date.js';
 
 const documentedCreatedAtMs = Date.UTC(2024, 11, 9, 14, 14, 17, 574);
 const originalTz = process.env.TZ;

@@ -1,0 +1,259 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfigFile } from './config.js';
+import { createDriveQuantClient, type RetryAnswer } from './drivequant-client.js';
+import { Secret } from './secret.js';
+import { TASK_API_PATH } from './task-api.js';
+import { UpstreamError } from './upstream-error.js';
+
+/** The environment variable the retry command reads the exporter's API token from. */
+export const TOKEN_ENV = 'DRIVEQUANT_EXPORTER_TOKEN';
+
+/** How long the registration request may take, in milliseconds. */
+const REGISTER_TIMEOUT_MS = 10_000;
+
+export const RETRY_USAGE = `Usage:
+  drivequant-task-exporter retry trips|crashes --config.file=PATH [--register URL]
+      [--token-file PATH] [--output=text|json]
+
+Asks DriveQuant to push the failed trips or crashes again, prints the new task id and its
+item count, and, with --register, registers the task with a running exporter.
+
+Flags:
+  --config.file=PATH   the exporter's configuration (drivequant.base_url and api_key)
+  --register URL       the exporter's address, such as http://localhost:9850
+  --token-file PATH    file holding the exporter's api.token; otherwise ${TOKEN_ENV},
+                       otherwise api.token from the configuration
+  --output=FORMAT      text (default) or json
+`;
+
+/** Where the command reads and writes; the process's own by default. */
+export interface RetryCommandIo {
+  env: NodeJS.ProcessEnv;
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+}
+
+interface RetryArguments {
+  kind: 'trips' | 'crashes';
+  configFile: string;
+  registerUrl: string | undefined;
+  tokenFile: string | undefined;
+  output: 'text' | 'json';
+}
+
+/** What registering with the exporter gave. */
+type Registration =
+  | { ok: true; created: boolean; url: string }
+  | { ok: false; url: string; error: string };
+
+class RetryUsageError extends Error {}
+
+/**
+ * Runs `retry trips|crashes`. Resolves with the exit code: 0 when the retry started (and was
+ * registered, when asked), 1 when DriveQuant or the exporter refused, 2 for a bad command line.
+ */
+export async function runRetryCommand(
+  argv: string[],
+  io: RetryCommandIo = { env: process.env, stdout: process.stdout, stderr: process.stderr },
+): Promise<number> {
+  const fail = (message: string, code: number) => {
+    io.stderr.write(`drivequant-task-exporter retry: ${message}\n`);
+    return code;
+  };
+
+  let args: RetryArguments | 'help';
+  try {
+    args = parseRetryArguments(argv);
+  } catch (error) {
+    return fail(`${(error as Error).message}\nTry retry --help.`, 2);
+  }
+  if (args === 'help') {
+    io.stdout.write(RETRY_USAGE);
+    return 0;
+  }
+
+  let config: ReturnType<typeof loadConfigFile>['config'];
+  let token: Secret | undefined;
+  try {
+    config = loadConfigFile(args.configFile, io.env).config;
+    token = args.registerUrl === undefined ? undefined : readToken(args, io.env, config.api.token);
+  } catch (error) {
+    return fail((error as Error).message, error instanceof RetryUsageError ? 2 : 1);
+  }
+
+  const client = createDriveQuantClient({
+    baseUrl: config.drivequant.baseUrl,
+    apiKey: config.drivequant.apiKey,
+    timeoutMs: config.drivequant.timeoutMs,
+    retries: 0,
+    maxRetryDelayMs: 0,
+    maxSockets: 1,
+  });
+  let answer: RetryAnswer;
+  try {
+    answer = await client.retryFailed(args.kind);
+  } catch (error) {
+    return fail(describeRetryError(args.kind, error), 1);
+  } finally {
+    client.close();
+  }
+
+  const registration =
+    args.registerUrl === undefined || token === undefined
+      ? undefined
+      : await register(args.registerUrl, token, answer.taskId);
+  if (args.output === 'json') {
+    io.stdout.write(`${JSON.stringify({ kind: args.kind, ...answer, registration: registration ?? null })}\n`);
+  } else {
+    io.stdout.write(`task ${answer.taskId}: ${answer.items} items\n`);
+    if (registration?.ok) {
+      const what = registration.created ? 'registered with' : 'already tracked by';
+      io.stdout.write(`${what} ${registration.url}\n`);
+    }
+  }
+
+  if (registration !== undefined && !registration.ok) {
+    return fail(
+      `task ${answer.taskId} was started but not registered with ${registration.url}: ${registration.error}`,
+      1,
+    );
+  }
+
+  return 0;
+}
+
+function parseRetryArguments(argv: string[]): RetryArguments | 'help' {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      'config.file': { type: 'string' },
+      register: { type: 'string' },
+      'token-file': { type: 'string' },
+      output: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    return 'help';
+  }
+
+  const [kind, extra] = positionals;
+  if (kind !== 'trips' && kind !== 'crashes') {
+    throw new RetryUsageError(
+      kind === undefined ? 'say what to retry: trips or crashes' : `"${kind}" is not trips or crashes`,
+    );
+  }
+  if (extra !== undefined) {
+    throw new RetryUsageError(`unexpected argument "${extra}"`);
+  }
+  const configFile = values['config.file'];
+  if (configFile === undefined) {
+    throw new RetryUsageError('--config.file is required: the DriveQuant base_url and api_key are read from it');
+  }
+  const output = values.output ?? 'text';
+  if (output !== 'text' && output !== 'json') {
+    throw new RetryUsageError(`--output: "${output}" is not text or json`);
+  }
+
+  return {
+    kind,
+    configFile,
+    registerUrl: values.register === undefined ? undefined : parseRegisterUrl(values.register),
+    tokenFile: values['token-file'],
+    output,
+  };
+}
+
+/** The exporter's task endpoint from `--register`: a base URL, or the endpoint itself. */
+function parseRegisterUrl(text: string): string {
+  if (!/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(text) || !URL.canParse(text)) {
+    throw new RetryUsageError(`--register: "${text}" is not an http:// or https:// URL`);
+  }
+
+  const base = text.replace(/\/+$/, '');
+
+  return base.endsWith(TASK_API_PATH) ? base : `${base}${TASK_API_PATH}`;
+}
+
+/** The token, before anything is asked of DriveQuant: a retry that cannot be registered is a surprise. */
+function readToken(
+  args: RetryArguments,
+  env: NodeJS.ProcessEnv,
+  configured: Secret | undefined,
+): Secret {
+  if (args.tokenFile !== undefined) {
+    let value: string;
+    try {
+      value = readFileSync(args.tokenFile, 'utf8').trim();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new RetryUsageError(`--token-file: cannot read "${args.tokenFile}": ${code}`);
+    }
+    if (value === '') {
+      throw new RetryUsageError(`--token-file: "${args.tokenFile}" is empty`);
+    }
+
+    return new Secret(value);
+  }
+
+  const fromEnv = env[TOKEN_ENV];
+  if (fromEnv !== undefined && fromEnv !== '') {
+    return new Secret(fromEnv);
+  }
+  if (configured !== undefined) {
+    return configured;
+  }
+
+  throw new RetryUsageError(
+    `--register needs the exporter's token: --token-file, ${TOKEN_ENV}, or api.token in the configuration`,
+  );
+}
+
+async function register(url: string, token: Secret, taskId: string): Promise<Registration> {
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token.reveal()}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ taskId }),
+      signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    const name = (error as Error).name === 'TimeoutError' ? 'no answer in time' : undefined;
+
+    return { ok: false, url, error: name ?? `cannot connect (${cause ?? (error as Error).message})` };
+  }
+
+  if (response.status === 200 || response.status === 201) {
+    await response.body?.cancel();
+    return { ok: true, created: response.status === 201, url };
+  }
+
+  let detail = '';
+  try {
+    const body = (await response.json()) as { error?: unknown };
+    detail = typeof body.error === 'string' ? `: ${body.error}` : '';
+  } catch {
+    // Not the exporter's JSON: the status says enough.
+  }
+
+  return { ok: false, url, error: `HTTP ${response.status}${detail}` };
+}
+
+function describeRetryError(kind: string, error: unknown): string {
+  if (error instanceof ConfigError) {
+    return error.message;
+  }
+  if (!(error instanceof UpstreamError)) {
+    return `retry of failed ${kind} failed: ${(error as Error).message}`;
+  }
+  if (error.code === 'UNAUTHORIZED') {
+    return `DriveQuant refused the API key (HTTP ${error.statusCode}); check drivequant.api_key`;
+  }
+
+  return `retry of failed ${kind} refused: ${error.message}`;
+}

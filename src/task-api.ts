@@ -1,0 +1,347 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { TASK_ID_PATTERN } from './config.js';
+import type { RegistrationRefusalReason } from './exporter-metrics.js';
+import type { Secret } from './secret.js';
+import { RegistrationStorageError, type TaskRegistrations } from './task-registrations.js';
+import type { TaskRecord, TaskStore } from './task-state.js';
+
+/** Where the task API is mounted. */
+export const TASK_API_PATH = '/api/v1/tasks';
+
+/** Largest accepted request body; a registration is about 40 bytes. */
+export const MAX_BODY_SIZE = '16kb';
+
+/** Options of createTaskApiRouter. */
+export interface TaskApiOptions {
+  store: TaskStore;
+  registrations: TaskRegistrations;
+  /** The write endpoints' bearer token, read per request so that a reload applies; undefined turns them off. */
+  token: () => Secret | undefined;
+  /** How long finished tasks stay, in milliseconds, read per request. */
+  terminalRetentionMs: () => number;
+  /** Tracked tasks at most, read per request. */
+  maxTasks: () => number;
+  logger: Logger;
+  /** Called for every registration refused, for the refusal counter. */
+  onRefused?: (reason: RegistrationRefusalReason) => void;
+}
+
+/** One task as the API shows it. Times are ISO 8601 strings in UTC, or null. */
+export interface TaskView {
+  taskId: string;
+  /** The sources that list the task, in a fixed order. */
+  sources: string[];
+  /** DriveQuant's status, or NOT_POLLED before the first answer, or NOT_FOUND once given up. */
+  state: string;
+  taskType: string | null;
+  items: number | null;
+  remainingItems: number | null;
+  createdAt: string | null;
+  completedAt: string | null;
+  trackedSince: string;
+  /** When the task was registered through the API, if it was. */
+  registeredAt: string | null;
+  /** The outcome of the last poll: `success`, `error`, or `none` before the first one. */
+  lastPoll: { result: 'success' | 'error' | 'none'; at: string | null; reason?: string; message?: string };
+  lastSuccessAt: string | null;
+  /** Failed polls by reason since the task was tracked. */
+  pollErrors: Record<string, number>;
+  /** 404 answers in a row. */
+  consecutiveNotFound: number;
+  /** When the task leaves, once it is finished or given up. */
+  leavesAt: string | null;
+}
+
+const SOURCE_ORDER = ['config', 'file', 'api'];
+
+/**
+ * The task API: `GET /api/v1/tasks[/{taskId}]` for everyone who can read /metrics, and
+ * `POST /api/v1/tasks`, `DELETE /api/v1/tasks/{taskId}` for holders of the bearer token.
+ * Every answer, errors included, is JSON.
+ */
+export function createTaskApiRouter(options: TaskApiOptions): express.Router {
+  const { store, registrations, logger } = options;
+  const router = express.Router();
+  const requireToken = createTokenCheck(options.token, logger);
+  // Any content type is read as JSON: `curl -d` sends a form type by default.
+  const parseJson = express.json({ limit: MAX_BODY_SIZE, strict: true, type: () => true });
+
+  const view = (record: TaskRecord) =>
+    describeTask(record, registrations.registeredAtMs(record.taskId), options.terminalRetentionMs());
+
+  router.get(TASK_API_PATH, (_request, response) => {
+    const tasks = store.list().map(view);
+    response.json({ tasks, total: tasks.length, maxTasks: options.maxTasks() });
+  });
+
+  router.post(TASK_API_PATH, requireToken, parseJson, async (request, response) => {
+    const parsed = parseRegistrationBody(request.body);
+    if ('error' in parsed) {
+      sendError(response, 400, parsed.error);
+      return;
+    }
+    const { taskId } = parsed;
+
+    let outcome: Awaited<ReturnType<TaskRegistrations['register']>>;
+    try {
+      outcome = await registrations.register(taskId);
+    } catch (error) {
+      if (!(error instanceof RegistrationStorageError)) {
+        throw error;
+      }
+      options.onRefused?.('storage_error');
+      logger.error({ taskId, err: error }, 'task registration not saved');
+      sendError(response, 503, `the registration could not be saved: ${error.message}`);
+      return;
+    }
+
+    if (outcome.kind === 'limit') {
+      options.onRefused?.('max_tasks');
+      logger.warn({ taskId, maxTasks: options.maxTasks() }, 'task registration refused: task limit reached');
+      sendError(
+        response,
+        429,
+        `task limit reached: ${store.size} tasks are tracked (poll.max_tasks ${options.maxTasks()}) and none has finished; delete a task or raise poll.max_tasks`,
+      );
+      return;
+    }
+
+    const created = outcome.kind === 'added';
+    logger.info({ taskId, created }, 'task registered');
+    response.status(created ? 201 : 200);
+    if (created) {
+      response.location(`${TASK_API_PATH}/${taskId}`);
+    }
+    response.json(view(outcome.record));
+  });
+
+  router.get(`${TASK_API_PATH}/:taskId`, (request, response) => {
+    const taskId = taskIdParam(request);
+    if (!TASK_ID_PATTERN.test(taskId)) {
+      sendError(response, 400, describeBadId(taskId));
+      return;
+    }
+
+    const record = store.get(taskId);
+    if (record === undefined) {
+      const why = store.isRetired(taskId) ? 'it finished and was dropped after its retention' : 'it is not tracked';
+      sendError(response, 404, `task ${taskId} is unknown: ${why}`);
+      return;
+    }
+
+    response.json(view(record));
+  });
+
+  router.delete(`${TASK_API_PATH}/:taskId`, requireToken, async (request, response) => {
+    const taskId = taskIdParam(request);
+    if (!TASK_ID_PATTERN.test(taskId)) {
+      sendError(response, 400, describeBadId(taskId));
+      return;
+    }
+
+    let outcome: Awaited<ReturnType<TaskRegistrations['unregister']>>;
+    try {
+      outcome = await registrations.unregister(taskId);
+    } catch (error) {
+      if (!(error instanceof RegistrationStorageError)) {
+        throw error;
+      }
+      logger.error({ taskId, err: error }, 'task unregistration not saved');
+      sendError(response, 503, `the removal could not be saved: ${error.message}`);
+      return;
+    }
+
+    if (outcome.kind === 'unknown') {
+      sendError(response, 404, `task ${taskId} is not registered`);
+      return;
+    }
+    if (outcome.kind === 'not-registered') {
+      const sources = sortSources(outcome.sources);
+      sendError(
+        response,
+        409,
+        `task ${taskId} was not registered through the API; it comes from ${sources.join(' and ')}, remove it there`,
+        { sources },
+      );
+      return;
+    }
+
+    const remaining = sortSources(outcome.remaining);
+    const tracked = remaining.length > 0;
+    logger.info({ taskId, remaining }, 'task unregistered');
+    response.json({
+      taskId,
+      tracked,
+      sources: remaining,
+      message: tracked
+        ? `registration removed; the task is still tracked because ${remaining.join(' and ')} lists it`
+        : 'registration removed; the task is no longer tracked and its series are gone',
+    });
+  });
+
+  for (const [path, allow] of [
+    [TASK_API_PATH, 'GET, POST'],
+    [`${TASK_API_PATH}/:taskId`, 'GET, DELETE'],
+  ] as const) {
+    router.all(path, (_request, response) => {
+      response.set('Allow', allow);
+      sendError(response, 405, `method not allowed; use ${allow}`);
+    });
+  }
+
+  // Body parser errors and anything unexpected answer JSON, never a stack trace.
+  router.use(TASK_API_PATH, (error: unknown, _request: Request, response: Response, next: NextFunction) => {
+    if (response.headersSent) {
+      next(error);
+      return;
+    }
+
+    const { status, type } = error as { status?: unknown; type?: unknown };
+    if (type === 'entity.parse.failed') {
+      sendError(response, 400, 'the body is not valid JSON; send {"taskId": "..."}');
+    } else if (type === 'entity.too.large') {
+      sendError(response, 413, `the body is larger than ${MAX_BODY_SIZE}`);
+    } else if (typeof status === 'number' && status >= 400 && status < 500) {
+      sendError(response, status, 'the request body cannot be read');
+    } else {
+      logger.error({ err: error }, 'task API handler failed');
+      sendError(response, 500, 'internal error');
+    }
+  });
+
+  return router;
+}
+
+/** Checks `Authorization: Bearer <token>`; the write endpoints are off without a token. */
+function createTokenCheck(token: () => Secret | undefined, logger: Logger) {
+  return (request: Request, response: Response, next: NextFunction) => {
+    const expected = token();
+    if (expected === undefined) {
+      sendError(
+        response,
+        403,
+        'the task API is read-only: set api.token or api.token_file in the configuration to enable registrations',
+      );
+      return;
+    }
+
+    const match = /^Bearer +(\S+) *$/i.exec(request.get('authorization') ?? '');
+    if (match?.[1] === undefined) {
+      response.set('WWW-Authenticate', 'Bearer realm="drivequant-task-exporter"');
+      sendError(response, 401, 'missing bearer token: send Authorization: Bearer <api.token>');
+      return;
+    }
+    if (!isSameToken(match[1], expected)) {
+      logger.warn({ remoteAddress: request.socket.remoteAddress }, 'task API request with a wrong token');
+      response.set('WWW-Authenticate', 'Bearer realm="drivequant-task-exporter", error="invalid_token"');
+      sendError(response, 401, 'wrong bearer token');
+      return;
+    }
+
+    next();
+  };
+}
+
+/** Compares in constant time; hashing first makes the lengths equal and hides the real one. */
+function isSameToken(given: string, expected: Secret): boolean {
+  const givenDigest = createHash('sha256').update(given).digest();
+  const expectedDigest = createHash('sha256').update(expected.reveal()).digest();
+
+  return timingSafeEqual(givenDigest, expectedDigest);
+}
+
+/** The id of a `{"taskId": "..."}` body, or a sentence saying what is wrong with the body. */
+function parseRegistrationBody(body: unknown): { taskId: string } | { error: string } {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    return { error: 'the body must be a JSON object: {"taskId": "..."}' };
+  }
+
+  const unknownKeys = Object.keys(body).filter((key) => key !== 'taskId');
+  if (unknownKeys.length > 0) {
+    return { error: `unknown field "${printable(unknownKeys[0] ?? '')}"; the body is {"taskId": "..."}` };
+  }
+  const { taskId } = body as { taskId?: unknown };
+  if (taskId === undefined) {
+    return { error: 'taskId: is required' };
+  }
+  if (typeof taskId !== 'string') {
+    return { error: `taskId: must be a string, got ${printable(JSON.stringify(taskId))}` };
+  }
+  if (!TASK_ID_PATTERN.test(taskId)) {
+    return { error: `taskId: ${describeBadId(taskId)}` };
+  }
+
+  return { taskId };
+}
+
+function describeBadId(taskId: string): string {
+  return `"${printable(taskId)}" is not a task id (1 to 64 of A-Z a-z 0-9 _ -)`;
+}
+
+/** A task as the API shows it. */
+export function describeTask(
+  record: TaskRecord,
+  registeredAtMs: number | undefined,
+  terminalRetentionMs: number,
+): TaskView {
+  const { snapshot, lastError } = record;
+  const state = record.notFound ? 'NOT_FOUND' : (snapshot?.status ?? 'NOT_POLLED');
+  const lastPoll: TaskView['lastPoll'] =
+    lastError !== undefined
+      ? { result: 'error', at: isoTime(lastError.atMs), reason: lastError.reason, message: lastError.message }
+      : { result: record.lastSuccessMs === undefined ? 'none' : 'success', at: isoTime(record.lastSuccessMs) };
+
+  return {
+    taskId: record.taskId,
+    sources: sortSources(record.sources),
+    state,
+    taskType: snapshot?.taskType ?? null,
+    items: snapshot?.items ?? null,
+    remainingItems: snapshot?.remainingItems ?? null,
+    createdAt: isoTime(snapshot === undefined ? undefined : snapshot.createdSeconds * 1000),
+    completedAt: isoTime(
+      snapshot?.completedSeconds === undefined ? undefined : snapshot.completedSeconds * 1000,
+    ),
+    trackedSince: new Date(record.trackedSinceMs).toISOString(),
+    registeredAt: isoTime(record.sources.has('api') ? registeredAtMs : undefined),
+    lastPoll,
+    lastSuccessAt: isoTime(record.lastSuccessMs),
+    pollErrors: Object.fromEntries(record.errorCounts),
+    consecutiveNotFound: record.consecutiveNotFound,
+    leavesAt: isoTime(
+      record.terminalSinceMs === undefined ? undefined : record.terminalSinceMs + terminalRetentionMs,
+    ),
+  };
+}
+
+function taskIdParam(request: Request): string {
+  const value = request.params.taskId;
+
+  return typeof value === 'string' ? value : '';
+}
+
+function sortSources(sources: Iterable<string>): string[] {
+  return [...sources].sort((a, b) => SOURCE_ORDER.indexOf(a) - SOURCE_ORDER.indexOf(b));
+}
+
+function isoTime(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+function sendError(
+  response: Response,
+  status: number,
+  error: string,
+  extra: Record<string, unknown> = {},
+): void {
+  response.status(status).json({ error, ...extra });
+}
+
+/** Caps and cleans a client-supplied value before it is echoed back. */
+function printable(text: string): string {
+  const clean = text.replace(/[^\x20-\x7e]/g, '?');
+
+  return clean.length > 80 ? `${clean.slice(0, 80)}...` : clean;
+}
