@@ -1,9 +1,12 @@
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseCommandLine } from '../src/cli.js';
 import { createLogger } from '../src/logger.js';
 import { type RunningExporter, startExporter } from '../src/main.js';
 import { serveRpc } from './child-rpc.js';
 import { type PlainLoopOptions, runPlainLoop } from './plain-loop.js';
+import type { MemoryFigures } from './report.js';
 
 /** What one measured run reports. */
 export interface MeasuredRun {
@@ -19,21 +22,41 @@ export interface MeasuredRun {
   eventLoop?: { p50Ms: number; p99Ms: number; maxMs: number };
 }
 
-/** Memory of the process, in bytes. */
-export interface MemoryReport {
-  rssBytes: number;
-  heapUsedBytes: number;
-  heapTotalBytes: number;
-  externalBytes: number;
-}
-
 let exporter: RunningExporter | undefined;
 
+/** Starts V8's sampling profiler in this process; stop() gives the .cpuprofile contents. */
+async function startProfiler(): Promise<{ stop(): Promise<object> }> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string) =>
+    new Promise<unknown>((resolve, reject) =>
+      session.post(method, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.start');
+
+  return {
+    async stop() {
+      const { profile } = (await post('Profiler.stop')) as { profile: object };
+      session.disconnect();
+
+      return profile;
+    },
+  };
+}
+
+/** How to measure a run: event-loop delay, and a CPU profile written to `profileFile`. */
+interface MeasureOptions {
+  watchEventLoop: boolean;
+  profileFile?: string;
+}
+
 async function measure(
-  watchEventLoop: boolean,
+  options: MeasureOptions,
   run: () => Promise<{ polled: number; failed: number }>,
 ): Promise<MeasuredRun> {
-  const histogram = watchEventLoop ? monitorEventLoopDelay({ resolution: 5 }) : undefined;
+  const histogram = options.watchEventLoop ? monitorEventLoopDelay({ resolution: 5 }) : undefined;
+  const profiler = options.profileFile === undefined ? undefined : await startProfiler();
   histogram?.enable();
   const cpuBefore = process.cpuUsage();
   const wallBefore = performance.now();
@@ -41,6 +64,9 @@ async function measure(
   const wallMs = performance.now() - wallBefore;
   const cpu = process.cpuUsage(cpuBefore);
   histogram?.disable();
+  if (profiler !== undefined && options.profileFile !== undefined) {
+    writeFileSync(options.profileFile, JSON.stringify(await profiler.stop()));
+  }
 
   return {
     wallMs,
@@ -79,13 +105,13 @@ export const benchChildHandlers = {
   },
 
   /** Runs one poll cycle of the started exporter. */
-  async runCycle(params: { watchEventLoop: boolean }): Promise<MeasuredRun> {
+  async runCycle(params: MeasureOptions): Promise<MeasuredRun> {
     const poller = exporter?.poller;
     if (poller === undefined) {
       throw new Error('startExporter first');
     }
 
-    return measure(params.watchEventLoop, async () => {
+    return measure(params, async () => {
       const result = await poller.runCycle();
 
       return { polled: result.succeeded, failed: result.failed + result.deferred };
@@ -93,15 +119,15 @@ export const benchChildHandlers = {
   },
 
   /** Runs the plain got + p-limit loop once over the same tasks. */
-  async runPlainLoop(params: PlainLoopOptions): Promise<MeasuredRun> {
-    return measure(false, async () => {
+  async runPlainLoop(params: PlainLoopOptions & { profileFile?: string }): Promise<MeasuredRun> {
+    return measure({ watchEventLoop: false, profileFile: params.profileFile }, async () => {
       const polled = await runPlainLoop(params);
 
       return { polled, failed: params.taskIds.length - polled };
     });
   },
 
-  async memory(): Promise<MemoryReport> {
+  async memory(): Promise<MemoryFigures> {
     const usage = process.memoryUsage();
 
     return {
@@ -109,6 +135,7 @@ export const benchChildHandlers = {
       heapUsedBytes: usage.heapUsed,
       heapTotalBytes: usage.heapTotal,
       externalBytes: usage.external,
+      arrayBuffersBytes: usage.arrayBuffers,
     };
   },
 };

@@ -29,14 +29,15 @@ export interface RpcChild<Handlers extends RpcHandlers> {
 }
 
 /**
- * Starts `script` in its own Node.js process (through tsx, like the benchmark itself), so
- * that its CPU time and memory are measured apart from the simulator's.
+ * Starts `script` in its own Node.js process, so that its CPU time and memory are measured
+ * apart from the simulator's.
  */
 export function startRpcChild<Handlers extends RpcHandlers>(
   script: string,
+  execArgv: string[] = [],
 ): RpcChild<Handlers> {
   const child: ChildProcess = fork(script, [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv,
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
@@ -69,16 +70,20 @@ export function startRpcChild<Handlers extends RpcHandlers>(
       });
     },
     async close() {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
+      // Disconnecting lets the child exit on its own, which --cpu-prof needs to write.
+      if (child.connected) {
+        child.disconnect();
       }
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
+      clearTimeout(killer);
     },
   };
 }
 
 /** Serves `handlers` to the parent process; the child lives until the parent ends it. */
 export function serveRpc(handlers: RpcHandlers): void {
+  process.once('disconnect', () => process.exit(0));
   process.on('message', (request: RpcRequest) => {
     const handler = handlers[request.method];
     const answer = (response: RpcResponse) => process.send?.(response);
@@ -89,7 +94,8 @@ export function serveRpc(handlers: RpcHandlers): void {
 
     handler(request.params as never).then(
       (result) => answer({ id: request.id, result }),
-      (error: unknown) => answer({ id: request.id, error: String((error as Error)?.stack ?? error) }),
+      (error: unknown) =>
+        answer({ id: request.id, error: String((error as Error)?.stack ?? error) }),
     );
   });
 }

@@ -20,6 +20,8 @@ export interface ScenarioReport {
     /** tasks × latency / concurrency, in milliseconds. */
     idealMs: number;
     ratio: number;
+    /** The plain loop's wall time over the same ideal: the floor of the ratio on this machine. */
+    plainLoopRatio: number;
     polled: number;
     failed: number;
   };
@@ -39,11 +41,24 @@ export interface ScenarioReport {
     gzip: ScrapeSummary;
     /** Scrapes (plain and gzip alternately) while a cycle changes the tasks. */
     duringCycle: ScrapeSummary;
+    /** The first scrape after a cycle, which renders every changed task, in milliseconds. */
+    firstAfterCycleMs: { plain: number; gzip: number };
   };
-  /** Exporter process memory after two full cycles and the scrapes, in bytes. */
-  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
+  /** Exporter process memory after a full cycle and gzip scrapes, as Prometheus leaves it. */
+  memory: MemoryFigures;
+  /** Exporter process memory right after a cycle that ran under back-to-back scrapes. */
+  memoryAfterBusyCycle: MemoryFigures;
   /** Exporter event-loop delay during a cycle with back-to-back scrapes, in milliseconds. */
   eventLoop: { p50Ms: number; p99Ms: number; maxMs: number };
+}
+
+/** Memory of a process, in bytes. */
+export interface MemoryFigures {
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
 }
 
 /** One target of the performance issue, and whether the run met it. */
@@ -58,7 +73,8 @@ export interface TargetCheck {
 export interface BenchReport {
   generatedAt: string;
   environment: { node: string; platform: string; cpus: number; cpuModel: string };
-  settings: { latencyMs: number; concurrency: number };
+  /** `exporterNodeOptions`: the Node.js flags the exporter processes ran with. */
+  settings: { latencyMs: number; concurrency: number; exporterNodeOptions: string };
   scenarios: ScenarioReport[];
   rateLimit: {
     tasks: number;
@@ -146,23 +162,45 @@ export function formatReport(report: BenchReport): string {
     header,
     row('poll cycle (wall / ideal)', (s) => `${ms(s.cycle.wallMs)} / ${ms(s.cycle.idealMs)}`),
     row('cycle ratio', (s) => round(s.cycle.ratio, 3).toString()),
+    row('plain loop ratio (floor)', (s) => round(s.cycle.plainLoopRatio, 3).toString()),
     row('CPU per task: exporter', (s) => `${round(s.cpu.exporterMicrosPerTask, 0)} µs`),
     row('CPU per task: plain got + p-limit', (s) => `${round(s.cpu.plainLoopMicrosPerTask, 0)} µs`),
     row('CPU ratio', (s) => round(s.cpu.ratio, 3).toString()),
-    row('/metrics median / p99', (s) => `${ms(s.metrics.plain.medianMs)} / ${ms(s.metrics.plain.p99Ms)}`),
-    row('/metrics gzip median / p99', (s) => `${ms(s.metrics.gzip.medianMs)} / ${ms(s.metrics.gzip.p99Ms)}`),
-    row('/metrics during a cycle median / p99', (s) => `${ms(s.metrics.duringCycle.medianMs)} / ${ms(s.metrics.duringCycle.p99Ms)}`),
-    row('body size (plain / gzip)', (s) => `${kb(s.metrics.plain.bytes)} / ${kb(s.metrics.gzip.bytes)}`),
+    row(
+      '/metrics median / p99',
+      (s) => `${ms(s.metrics.plain.medianMs)} / ${ms(s.metrics.plain.p99Ms)}`,
+    ),
+    row(
+      '/metrics gzip median / p99',
+      (s) => `${ms(s.metrics.gzip.medianMs)} / ${ms(s.metrics.gzip.p99Ms)}`,
+    ),
+    row(
+      '/metrics first after a cycle (plain / gzip)',
+      (s) => `${ms(s.metrics.firstAfterCycleMs.plain)} / ${ms(s.metrics.firstAfterCycleMs.gzip)}`,
+    ),
+    row(
+      '/metrics during a cycle median / p99',
+      (s) => `${ms(s.metrics.duringCycle.medianMs)} / ${ms(s.metrics.duringCycle.p99Ms)}`,
+    ),
+    row(
+      'body size (plain / gzip)',
+      (s) => `${kb(s.metrics.plain.bytes)} / ${kb(s.metrics.gzip.bytes)}`,
+    ),
     row('RSS / heap used', (s) => `${mb(s.memory.rssBytes)} / ${mb(s.memory.heapUsedBytes)}`),
+    row('RSS after a busy cycle', (s) => mb(s.memoryAfterBusyCycle.rssBytes)),
     row('event-loop delay p99 / max', (s) => `${ms(s.eventLoop.p99Ms)} / ${ms(s.eventLoop.maxMs)}`),
   ];
   const widths = header.map((_, column) => Math.max(...rows.map((r) => (r[column] ?? '').length)));
   const line = (cells: string[]) =>
-    cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join('  ').trimEnd();
+    cells
+      .map((cell, column) => cell.padEnd(widths[column] ?? 0))
+      .join('  ')
+      .trimEnd();
 
   const { baseline, rateLimit } = report;
   const lines = [
     `drivequant-task-exporter benchmark: latency ${report.settings.latencyMs} ms, concurrency ${report.settings.concurrency}, ${report.environment.cpus} CPUs, node ${report.environment.node}`,
+    `exporter processes run with: ${report.settings.exporterNodeOptions || '(no Node.js flags)'}`,
     '',
     ...rows.map(line),
     '',

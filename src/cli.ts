@@ -38,7 +38,8 @@ export class UsageError extends Error {
 
 export const USAGE = `Usage:
   drivequant-task-exporter [flags]
-  drivequant-task-exporter retry trips|crashes [--config.file=PATH] [--register URL]
+  drivequant-task-exporter retry trips|crashes --config.file=PATH [--register URL]
+      [--token-file PATH] [--output=text|json]        (see retry --help)
   drivequant-task-exporter simulate [--listen-address=HOST:PORT] [--tasks=N] [--latency=MS]
 
 Prometheus exporter for DriveQuant push-retry tasks.

@@ -188,7 +188,9 @@ export function parseConfig(text: string, options: ParseConfigOptions): LoadedCo
   if (document.errors.length > 0) {
     throw new ConfigError(
       options.source,
-      document.errors.map((error) => `YAML syntax: ${error.message.split('\n')[0]?.replace(/:$/, '')}`),
+      document.errors.map(
+        (error) => `YAML syntax: ${error.message.split('\n')[0]?.replace(/:$/, '')}`,
+      ),
     );
   }
 

@@ -3,6 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import got, { type Got, RequestError } from 'got';
 import { z } from 'zod';
+import type { RateLimiter } from './rate-limiter.js';
 import type { Secret } from './secret.js';
 import { parseTaskResponse } from './task-response.js';
 import type { TaskSnapshot } from './task-snapshot.js';
@@ -40,6 +41,8 @@ export interface DriveQuantClientOptions {
   maxBodyBytes?: number;
   /** Called after every attempt; the client itself never logs. */
   onAttempt?: (observation: AttemptObservation) => void;
+  /** Spaces out the starts of attempts (retries included), for `poll.max_requests_per_second`. */
+  rateLimiter?: RateLimiter;
   /** Called before a retry, with the error that caused it and the wait in milliseconds. */
   onRetry?: (error: UpstreamError, delayMs: number) => void;
   /** Source of randomness for the backoff jitter, for tests. */
@@ -93,6 +96,13 @@ export function createDriveQuantClient(options: DriveQuantClientOptions): DriveQ
   });
 
   async function attempt(path: string, method: 'GET' | 'POST', signal?: AbortSignal) {
+    if (options.rateLimiter !== undefined) {
+      try {
+        await options.rateLimiter.acquire(signal);
+      } catch (error) {
+        throw classifyTransportError(error, signal);
+      }
+    }
     const started = performance.now();
     let tooLarge = false;
     let code = 'network';

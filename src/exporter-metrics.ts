@@ -64,6 +64,14 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     registers: [registry],
   }).set({ version: options.version, node_version: process.version }, 1);
 
+  const shard = options.store.shard ?? { index: 0, total: 1 };
+  new Gauge({
+    name: 'drivequant_exporter_shard_info',
+    help: 'Always 1; the labels say which share of the tasks this replica exports: shard index of total.',
+    labelNames: ['index', 'total'],
+    registers: [registry],
+  }).set({ index: String(shard.index), total: String(shard.total) }, 1);
+
   const { store } = options;
   new Gauge({
     name: 'drivequant_tasks',

@@ -19,12 +19,13 @@ import { formatDuration } from './duration.js';
 import { createExporterMetrics, type ExporterMetrics } from './exporter-metrics.js';
 import { createLogger } from './logger.js';
 import { createPoller, type Poller, type PollSettings } from './poller.js';
+import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { runRetryCommand } from './retry-command.js';
 import { createApp, type ReloadOutcome } from './server.js';
 import { DEMO_TASK_IDS, seedDemoTasks } from './simulator/demo-tasks.js';
 import { type Simulator, startSimulator } from './simulator/simulator.js';
 import { runSimulatorCli } from './simulator/simulator-cli.js';
-import { createTaskApiRouter } from './task-api.js';
+import { createTaskApiRouter, hasValidTaskApiToken } from './task-api.js';
 import { TaskExposition } from './task-exposition.js';
 import { createTaskFileWatcher, type TaskFileWatcher } from './task-files.js';
 import { RegisteredTaskFile } from './task-persistence.js';
@@ -47,7 +48,7 @@ const SHUTDOWN_GRACE_MS = 5000;
 
 /** A running exporter, as main() and the integration tests hold it. */
 export interface RunningExporter {
-  /** Base URL of the HTTP server, e.g. `http://127.0.0.1:9850`. */
+  /** Base URL of the HTTP server, e.g. `http://127.0.0.1:9850` (`https://` with TLS). */
   readonly url: string;
   readonly store: TaskStore;
   readonly poller: Poller;
@@ -70,7 +71,9 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
   const { flags, logger } = options;
   const env = options.env ?? process.env;
   let webConfig = loadWebConfig(flags);
-  const guard = createWebGuard(webConfig);
+  const guard = createWebGuard(webConfig, {
+    authenticatedElsewhere: (request) => hasValidTaskApiToken(request, config.api.token),
+  });
   let simulator: Simulator | undefined;
   let loaded: LoadedConfig;
   if (flags.demo) {
@@ -91,6 +94,11 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
   const store = new TaskStore({
     maxTasks: config.poll.maxTasks,
     notFoundLimit: config.poll.notFoundLimit,
+    shard: flags.shard,
+  });
+  // One limiter for the process, so that a reload's new client shares the old one's pace.
+  const rateLimiter = createRateLimiter({
+    requestsPerSecond: config.poll.maxRequestsPerSecond,
   });
   const metrics = createExporterMetrics({ store, version: VERSION });
   const taskExposition = new TaskExposition(store);
@@ -110,7 +118,7 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
   });
   await refreshTaskFiles(taskFiles, logger);
 
-  let client = createClient(config, metrics);
+  let client = createClient(config, metrics, rateLimiter);
   const poller = createPoller({
     store,
     client,
@@ -147,7 +155,8 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
 
     const previousClient = client;
     config = next.config;
-    client = createClient(config, metrics);
+    rateLimiter.setRate(config.poll.maxRequestsPerSecond);
+    client = createClient(config, metrics, rateLimiter);
     store.configure({ maxTasks: config.poll.maxTasks, notFoundLimit: config.poll.notFoundLimit });
     syncConfigTasks(store, config, logger, metrics);
     await taskFiles
@@ -206,6 +215,7 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
       address: `${host}:${address.port}`,
       tasks: store.size,
       interval: formatDuration(config.poll.intervalMs),
+      shard: flags.shard === undefined ? undefined : `${flags.shard.index} of ${flags.shard.total}`,
     },
     'exporter started',
   );
@@ -229,7 +239,11 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
   };
 }
 
-function createClient(config: ExporterConfig, metrics: ExporterMetrics): DriveQuantClient {
+function createClient(
+  config: ExporterConfig,
+  metrics: ExporterMetrics,
+  rateLimiter: RateLimiter,
+): DriveQuantClient {
   return createDriveQuantClient({
     baseUrl: config.drivequant.baseUrl,
     apiKey: config.drivequant.apiKey,
@@ -238,6 +252,7 @@ function createClient(config: ExporterConfig, metrics: ExporterMetrics): DriveQu
     maxRetryDelayMs: config.poll.intervalMs,
     maxSockets: config.poll.concurrency,
     onAttempt: (observation) => metrics.observeAttempt(observation),
+    rateLimiter,
   });
 }
 

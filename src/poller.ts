@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { DriveQuantClient } from './drivequant-client.js';
@@ -52,7 +53,7 @@ export interface Poller {
   runCycle(): Promise<CycleResult>;
   /** Stops scheduling, waits up to `graceMs` for the running cycle, then aborts it. */
   stop(graceMs: number): Promise<void>;
-  /** Swaps the client and settings, as a config reload does; the next cycle uses them. */
+  /** Swaps client and settings for the next cycle; a shorter interval brings that cycle forward. */
   reconfigure(client: DriveQuantClient, settings: PollSettings): void;
   /** Whether at least one cycle has finished. */
   readonly ready: boolean;
@@ -70,6 +71,8 @@ export function createPoller(options: PollerOptions): Poller {
   let running: Promise<CycleResult> | undefined;
   let abortCycle: AbortController | undefined;
   let timer: NodeJS.Timeout | undefined;
+  // When the pending timer starts the next cycle, in Unix milliseconds; undefined once it fired.
+  let nextCycleAtMs: number | undefined;
   let stopped = false;
   let ready = false;
 
@@ -82,6 +85,9 @@ export function createPoller(options: PollerOptions): Poller {
 
     const due = store.dueForPoll();
     const controller = new AbortController();
+    // Every poll in flight, and every one waiting for the rate limiter, listens to this one
+    // signal; Node's default of 10 listeners would warn at any concurrency above that.
+    setMaxListeners(Math.max(10, settings.concurrency * 2), controller.signal);
     abortCycle = controller;
     const deadline = setTimeout(
       () => controller.abort(),
@@ -102,18 +108,22 @@ export function createPoller(options: PollerOptions): Poller {
             deferred += 1;
             return;
           }
-          const taskLogger = logger.child({ taskId: record.taskId });
+          // A child logger costs more than the rest of a good poll's bookkeeping: make one
+          // only when there is something to log.
+          const taskLogger = () => logger.child({ taskId: record.taskId });
           try {
             const snapshot = await cycleClient.getTask(record.taskId, controller.signal);
             answered = true;
             if (record.lastError !== undefined) {
-              taskLogger.info({ status: snapshot.status }, 'task poll recovered');
+              taskLogger().info({ status: snapshot.status }, 'task poll recovered');
             }
             store.recordSuccess(record.taskId, snapshot);
-            taskLogger.debug(
-              { status: snapshot.status, remaining: snapshot.remainingItems },
-              'polled task',
-            );
+            if (logger.isLevelEnabled('debug')) {
+              taskLogger().debug(
+                { status: snapshot.status, remaining: snapshot.remainingItems },
+                'polled task',
+              );
+            }
             succeeded += 1;
           } catch (error) {
             const upstream =
@@ -122,11 +132,12 @@ export function createPoller(options: PollerOptions): Poller {
                 : new UpstreamError('INVALID_RESPONSE', 'unexpected error', undefined, error);
             answered ||= upstream.statusCode !== undefined;
             unauthorized ||= upstream.code === 'UNAUTHORIZED';
-            logFailure(taskLogger, record.lastError?.reason, upstream);
+            const failureLogger = taskLogger();
+            logFailure(failureLogger, record.lastError?.reason, upstream);
             store.recordFailure(record.taskId, upstream.reason, upstream.message);
             failed += 1;
             if (store.get(record.taskId)?.notFound) {
-              taskLogger.warn('task not found too many times in a row; no longer polled');
+              failureLogger.warn('task not found too many times in a row; no longer polled');
             }
           }
         }),
@@ -170,7 +181,9 @@ export function createPoller(options: PollerOptions): Poller {
     if (stopped) {
       return;
     }
+    nextCycleAtMs = now() + delayMs;
     timer = setTimeout(() => {
+      nextCycleAtMs = undefined;
       const startedMs = now();
       void runCycle().then(
         () => {
@@ -203,18 +216,25 @@ export function createPoller(options: PollerOptions): Poller {
     async stop(graceMs) {
       stopped = true;
       clearTimeout(timer);
-      if (running === undefined) {
+      // A local copy: `running` is cleared as soon as the cycle settles, during the race.
+      const cycle = running;
+      if (cycle === undefined) {
         return;
       }
 
       const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
-      await Promise.race([running.then(() => undefined), grace]);
+      await Promise.race([cycle.then(() => undefined), grace]);
       abortCycle?.abort();
-      await running.catch(() => undefined);
+      await cycle.catch(() => undefined);
     },
     reconfigure(nextClient, nextSettings) {
       client = nextClient;
       settings = nextSettings;
+      // A shorter interval applies at once: the start already planned may be an hour away.
+      if (nextCycleAtMs !== undefined && nextCycleAtMs - now() > nextSettings.intervalMs) {
+        clearTimeout(timer);
+        schedule(nextSettings.intervalMs);
+      }
     },
     get ready() {
       return ready;

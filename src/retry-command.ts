@@ -104,7 +104,9 @@ export async function runRetryCommand(
       ? undefined
       : await register(args.registerUrl, token, answer.taskId);
   if (args.output === 'json') {
-    io.stdout.write(`${JSON.stringify({ kind: args.kind, ...answer, registration: registration ?? null })}\n`);
+    io.stdout.write(
+      `${JSON.stringify({ kind: args.kind, ...answer, registration: registration ?? null })}\n`,
+    );
   } else {
     io.stdout.write(`task ${answer.taskId}: ${answer.items} items\n`);
     if (registration?.ok) {
@@ -143,7 +145,9 @@ function parseRetryArguments(argv: string[]): RetryArguments | 'help' {
   const [kind, extra] = positionals;
   if (kind !== 'trips' && kind !== 'crashes') {
     throw new RetryUsageError(
-      kind === undefined ? 'say what to retry: trips or crashes' : `"${kind}" is not trips or crashes`,
+      kind === undefined
+        ? 'say what to retry: trips or crashes'
+        : `"${kind}" is not trips or crashes`,
     );
   }
   if (extra !== undefined) {
@@ -151,7 +155,9 @@ function parseRetryArguments(argv: string[]): RetryArguments | 'help' {
   }
   const configFile = values['config.file'];
   if (configFile === undefined) {
-    throw new RetryUsageError('--config.file is required: the DriveQuant base_url and api_key are read from it');
+    throw new RetryUsageError(
+      '--config.file is required: the DriveQuant base_url and api_key are read from it',
+    );
   }
   const output = values.output ?? 'text';
   if (output !== 'text' && output !== 'json') {
@@ -178,7 +184,7 @@ function parseRegisterUrl(text: string): string {
   return base.endsWith(TASK_API_PATH) ? base : `${base}${TASK_API_PATH}`;
 }
 
-/** The token, before anything is asked of DriveQuant: a retry that cannot be registered is a surprise. */
+/** The token, read before DriveQuant is asked: a retry that cannot be registered is a surprise. */
 function readToken(
   args: RetryArguments,
   env: NodeJS.ProcessEnv,
@@ -222,10 +228,16 @@ async function register(url: string, token: Secret, taskId: string): Promise<Reg
       signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
     });
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause?.code;
-    const name = (error as Error).name === 'TimeoutError' ? 'no answer in time' : undefined;
+    if ((error as Error).name === 'TimeoutError') {
+      return { ok: false, url, error: 'no answer in time' };
+    }
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
 
-    return { ok: false, url, error: name ?? `cannot connect (${cause ?? (error as Error).message})` };
+    return {
+      ok: false,
+      url,
+      error: `cannot connect (${cause?.code ?? cause?.message ?? 'network error'})`,
+    };
   }
 
   if (response.status === 200 || response.status === 201) {

@@ -2,6 +2,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { renderLandingPage } from './landing-page.js';
+import { createMetricsHandler } from './metrics-handler.js';
 import type { TaskExposition } from './task-exposition.js';
 import type { TaskStore } from './task-state.js';
 
@@ -36,11 +37,7 @@ export function createApp(options: ServerOptions): express.Express {
     app.use(options.guard);
   }
 
-  app.get('/metrics', async (_request, response) => {
-    // prom-client's part is small and live; the per-task part is cached until a poll lands.
-    const text = (await options.registry.metrics()) + options.taskExposition.render();
-    response.set('Content-Type', options.registry.contentType).send(text);
-  });
+  app.get('/metrics', createMetricsHandler(options));
 
   app.get('/', (request, response) => {
     const registrationUrl = `${request.protocol}://${request.get('host') ?? 'localhost:9850'}/api/v1/tasks`;

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { TASK_ID_PATTERN } from './config.js';
 import type { RegistrationRefusalReason } from './exporter-metrics.js';
 import type { Secret } from './secret.js';
+import { shardOf } from './shard.js';
 import { RegistrationStorageError, type TaskRegistrations } from './task-registrations.js';
 import type { TaskRecord, TaskStore } from './task-state.js';
 
@@ -17,7 +18,7 @@ export const MAX_BODY_SIZE = '16kb';
 export interface TaskApiOptions {
   store: TaskStore;
   registrations: TaskRegistrations;
-  /** The write endpoints' bearer token, read per request so that a reload applies; undefined turns them off. */
+  /** The write endpoints' bearer token, read per request (reloads apply); undefined: off. */
   token: () => Secret | undefined;
   /** How long finished tasks stay, in milliseconds, read per request. */
   terminalRetentionMs: () => number;
@@ -44,7 +45,12 @@ export interface TaskView {
   /** When the task was registered through the API, if it was. */
   registeredAt: string | null;
   /** The outcome of the last poll: `success`, `error`, or `none` before the first one. */
-  lastPoll: { result: 'success' | 'error' | 'none'; at: string | null; reason?: string; message?: string };
+  lastPoll: {
+    result: 'success' | 'error' | 'none';
+    at: string | null;
+    reason?: string;
+    message?: string;
+  };
   lastSuccessAt: string | null;
   /** Failed polls by reason since the task was tracked. */
   pollErrors: Record<string, number>;
@@ -69,7 +75,11 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
   const parseJson = express.json({ limit: MAX_BODY_SIZE, strict: true, type: () => true });
 
   const view = (record: TaskRecord) =>
-    describeTask(record, registrations.registeredAtMs(record.taskId), options.terminalRetentionMs());
+    describeTask(
+      record,
+      registrations.registeredAtMs(record.taskId),
+      options.terminalRetentionMs(),
+    );
 
   router.get(TASK_API_PATH, (_request, response) => {
     const tasks = store.list().map(view);
@@ -83,6 +93,19 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
       return;
     }
     const { taskId } = parsed;
+    const shard = store.shard;
+    if (shard !== undefined && !store.owns(taskId)) {
+      // 421 Misdirected Request: the answer names the replica that can take the task.
+      const owner = shardOf(taskId, shard.total);
+      logger.info({ taskId, owner }, 'task registration refused: another shard owns the task');
+      sendError(
+        response,
+        421,
+        `task ${taskId} belongs to shard ${owner} of ${shard.total}, and this replica is shard ${shard.index}: register it with the replica started with --shard.index=${owner}`,
+        { shard: owner, shardTotal: shard.total },
+      );
+      return;
+    }
 
     let outcome: Awaited<ReturnType<TaskRegistrations['register']>>;
     try {
@@ -99,7 +122,10 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
 
     if (outcome.kind === 'limit') {
       options.onRefused?.('max_tasks');
-      logger.warn({ taskId, maxTasks: options.maxTasks() }, 'task registration refused: task limit reached');
+      logger.warn(
+        { taskId, maxTasks: options.maxTasks() },
+        'task registration refused: task limit reached',
+      );
       sendError(
         response,
         429,
@@ -126,7 +152,9 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
 
     const record = store.get(taskId);
     if (record === undefined) {
-      const why = store.isRetired(taskId) ? 'it finished and was dropped after its retention' : 'it is not tracked';
+      const why = store.isRetired(taskId)
+        ? 'it finished and was dropped after its retention'
+        : 'it is not tracked';
       sendError(response, 404, `task ${taskId} is unknown: ${why}`);
       return;
     }
@@ -192,24 +220,27 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
   }
 
   // Body parser errors and anything unexpected answer JSON, never a stack trace.
-  router.use(TASK_API_PATH, (error: unknown, _request: Request, response: Response, next: NextFunction) => {
-    if (response.headersSent) {
-      next(error);
-      return;
-    }
+  router.use(
+    TASK_API_PATH,
+    (error: unknown, _request: Request, response: Response, next: NextFunction) => {
+      if (response.headersSent) {
+        next(error);
+        return;
+      }
 
-    const { status, type } = error as { status?: unknown; type?: unknown };
-    if (type === 'entity.parse.failed') {
-      sendError(response, 400, 'the body is not valid JSON; send {"taskId": "..."}');
-    } else if (type === 'entity.too.large') {
-      sendError(response, 413, `the body is larger than ${MAX_BODY_SIZE}`);
-    } else if (typeof status === 'number' && status >= 400 && status < 500) {
-      sendError(response, status, 'the request body cannot be read');
-    } else {
-      logger.error({ err: error }, 'task API handler failed');
-      sendError(response, 500, 'internal error');
-    }
-  });
+      const { status, type } = error as { status?: unknown; type?: unknown };
+      if (type === 'entity.parse.failed') {
+        sendError(response, 400, 'the body is not valid JSON; send {"taskId": "..."}');
+      } else if (type === 'entity.too.large') {
+        sendError(response, 413, `the body is larger than ${MAX_BODY_SIZE}`);
+      } else if (typeof status === 'number' && status >= 400 && status < 500) {
+        sendError(response, status, 'the request body cannot be read');
+      } else {
+        logger.error({ err: error }, 'task API handler failed');
+        sendError(response, 500, 'internal error');
+      }
+    },
+  );
 
   return router;
 }
@@ -227,21 +258,47 @@ function createTokenCheck(token: () => Secret | undefined, logger: Logger) {
       return;
     }
 
-    const match = /^Bearer +(\S+) *$/i.exec(request.get('authorization') ?? '');
-    if (match?.[1] === undefined) {
+    const given = parseBearer(request.get('authorization'));
+    if (given === undefined) {
       response.set('WWW-Authenticate', 'Bearer realm="drivequant-task-exporter"');
       sendError(response, 401, 'missing bearer token: send Authorization: Bearer <api.token>');
       return;
     }
-    if (!isSameToken(match[1], expected)) {
-      logger.warn({ remoteAddress: request.socket.remoteAddress }, 'task API request with a wrong token');
-      response.set('WWW-Authenticate', 'Bearer realm="drivequant-task-exporter", error="invalid_token"');
+    if (!isSameToken(given, expected)) {
+      logger.warn(
+        { remoteAddress: request.socket.remoteAddress },
+        'task API request with a wrong token',
+      );
+      response.set(
+        'WWW-Authenticate',
+        'Bearer realm="drivequant-task-exporter", error="invalid_token"',
+      );
       sendError(response, 401, 'wrong bearer token');
       return;
     }
 
     next();
   };
+}
+
+/** The token of an `Authorization: Bearer <token>` header. */
+function parseBearer(header: string | undefined): string | undefined {
+  return /^Bearer +(\S+) *$/i.exec(header ?? '')?.[1];
+}
+
+/**
+ * Whether a request to the task API carries the right bearer token. With basic auth on,
+ * such a request is let through the basic-auth guard, since it cannot carry both.
+ */
+export function hasValidTaskApiToken(request: Request, token: Secret | undefined): boolean {
+  const given = parseBearer(request.headers.authorization);
+
+  return (
+    token !== undefined &&
+    given !== undefined &&
+    request.path.startsWith(TASK_API_PATH) &&
+    isSameToken(given, token)
+  );
 }
 
 /** Compares in constant time; hashing first makes the lengths equal and hides the real one. */
@@ -260,7 +317,9 @@ function parseRegistrationBody(body: unknown): { taskId: string } | { error: str
 
   const unknownKeys = Object.keys(body).filter((key) => key !== 'taskId');
   if (unknownKeys.length > 0) {
-    return { error: `unknown field "${printable(unknownKeys[0] ?? '')}"; the body is {"taskId": "..."}` };
+    return {
+      error: `unknown field "${printable(unknownKeys[0] ?? '')}"; the body is {"taskId": "..."}`,
+    };
   }
   const { taskId } = body as { taskId?: unknown };
   if (taskId === undefined) {
@@ -290,8 +349,16 @@ export function describeTask(
   const state = record.notFound ? 'NOT_FOUND' : (snapshot?.status ?? 'NOT_POLLED');
   const lastPoll: TaskView['lastPoll'] =
     lastError !== undefined
-      ? { result: 'error', at: isoTime(lastError.atMs), reason: lastError.reason, message: lastError.message }
-      : { result: record.lastSuccessMs === undefined ? 'none' : 'success', at: isoTime(record.lastSuccessMs) };
+      ? {
+          result: 'error',
+          at: isoTime(lastError.atMs),
+          reason: lastError.reason,
+          message: lastError.message,
+        }
+      : {
+          result: record.lastSuccessMs === undefined ? 'none' : 'success',
+          at: isoTime(record.lastSuccessMs),
+        };
 
   return {
     taskId: record.taskId,
@@ -311,7 +378,9 @@ export function describeTask(
     pollErrors: Object.fromEntries(record.errorCounts),
     consecutiveNotFound: record.consecutiveNotFound,
     leavesAt: isoTime(
-      record.terminalSinceMs === undefined ? undefined : record.terminalSinceMs + terminalRetentionMs,
+      record.terminalSinceMs === undefined
+        ? undefined
+        : record.terminalSinceMs + terminalRetentionMs,
     ),
   };
 }

@@ -69,7 +69,7 @@ function parseYamlTaskFile(path: string, text: string): ParsedTaskFile {
     const problems = document.errors.map((error) => ({
       path,
       line: error.linePos?.[0].line ?? 0,
-      message: `YAML syntax: ${error.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`,
+      message: `YAML syntax: ${firstLine(error.message).replace(/ at line \d+, column \d+:?$/, '')}`,
     }));
 
     return { ids: [], problems, unusable: true };
@@ -228,7 +228,12 @@ export function createTaskFileWatcher(options: TaskFileWatcherOptions): TaskFile
     const parsed = parseTaskFile(path, text);
     for (const problem of parsed.problems) {
       logger.warn(
-        { file: path, line: problem.line, location: `${path}:${problem.line}`, problem: problem.message },
+        {
+          file: path,
+          line: problem.line,
+          location: `${path}:${problem.line}`,
+          problem: problem.message,
+        },
         'bad entry in task file; skipped',
       );
     }
@@ -353,6 +358,10 @@ function staticBase(pattern: string): string {
   }
 
   return segments.slice(0, firstGlob).join(sep) || sep;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? '';
 }
 
 function describeBadId(text: string): string {

@@ -112,7 +112,9 @@ export class RegisteredTaskFile {
       await rename(this.path, target);
       await syncDirectory(this.#directory);
     } catch (error) {
-      problems.push(`${this.path}: cannot move the file aside to ${target}: ${describeFsError(error)}`);
+      problems.push(
+        `${this.path}: cannot move the file aside to ${target}: ${describeFsError(error)}`,
+      );
 
       return { tasks, problems, movedAsideTo: undefined };
     }

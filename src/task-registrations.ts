@@ -1,4 +1,8 @@
-import type { LoadedRegisteredTasks, RegisteredTask, RegisteredTaskFile } from './task-persistence.js';
+import type {
+  LoadedRegisteredTasks,
+  RegisteredTask,
+  RegisteredTaskFile,
+} from './task-persistence.js';
 import type { TaskRecord, TaskSource, TaskStore } from './task-state.js';
 
 /** What a registration did. */
@@ -92,7 +96,7 @@ export class TaskRegistrations {
     });
   }
 
-  /** Registers a task; resolves once the registration is durable. Throws RegistrationStorageError. */
+  /** Registers a task; resolves once that is durable. Throws RegistrationStorageError. */
   register(taskId: string): Promise<RegisterOutcome> {
     return this.#exclusive(async () => {
       const before = this.#store.get(taskId);

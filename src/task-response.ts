@@ -16,6 +16,52 @@ const taskResponseSchema = z.object({
   nbRemainingItems: count,
 });
 
+type TaskResponse = z.output<typeof taskResponseSchema>;
+
+/**
+ * The schema's rules written out by hand, for the answers that follow them: at thousands of
+ * polls per cycle zod's parse is a tenth of a poll's CPU time. Anything this refuses goes
+ * through the schema, which either accepts it too or says what is wrong.
+ */
+function isWellFormed(json: unknown): json is TaskResponse {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    return false;
+  }
+
+  const task = json as Record<string, unknown>;
+  const { completedAt } = task;
+
+  return (
+    typeof task.taskId === 'string' &&
+    task.taskId.length >= 1 &&
+    typeof task.createdAt === 'string' &&
+    (completedAt === undefined || completedAt === null || typeof completedAt === 'string') &&
+    isLabelText(task.type) &&
+    isLabelText(task.status) &&
+    isCount(task.nbItems) &&
+    isCount(task.nbRemainingItems)
+  );
+}
+
+function isLabelText(value: unknown): boolean {
+  return typeof value === 'string' && value.length >= 1 && value.length <= 200;
+}
+
+function isCount(value: unknown): boolean {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function validateWithSchema(json: unknown): TaskResponse {
+  const parsed = taskResponseSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') || 'body';
+    throw new InvalidResponseError(`field ${field}: ${issue?.message ?? 'invalid'}`, 200);
+  }
+
+  return parsed.data;
+}
+
 /**
  * Validates the body of `GET /v1/enterprise/task/{taskId}`. The rule for inconsistent
  * answers: anything that cannot be exported truthfully (a wrong or missing field, another
@@ -31,14 +77,7 @@ export function parseTaskResponse(body: string, expectedTaskId: string): TaskSna
     throw new InvalidResponseError('the answer is not JSON', 200);
   }
 
-  const parsed = taskResponseSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.join('.') || 'body';
-    throw new InvalidResponseError(`field ${field}: ${issue?.message ?? 'invalid'}`, 200);
-  }
-
-  const task = parsed.data;
+  const task = isWellFormed(json) ? json : validateWithSchema(json);
   if (task.taskId !== expectedTaskId) {
     throw new InvalidResponseError('the answer is about another task', 200);
   }

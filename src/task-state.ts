@@ -1,3 +1,4 @@
+import { ownsTask, type Shard } from './shard.js';
 import { isTerminalStatus, type TaskSnapshot } from './task-snapshot.js';
 
 /** Where a task id came from. A task listed by several sources is tracked once. */
@@ -32,8 +33,8 @@ export interface TaskRecord {
   version: number;
 }
 
-/** Why a task could not be tracked. */
-export type TrackRefusal = 'limit';
+/** Why a task could not be tracked: the task limit, or the task belongs to another shard. */
+export type TrackRefusal = 'limit' | 'shard';
 
 /** Options of TaskStore. */
 export interface TaskStoreOptions {
@@ -41,6 +42,8 @@ export interface TaskStoreOptions {
   maxTasks: number;
   /** 404 answers in a row after which a task is given up. */
   notFoundLimit: number;
+  /** This replica's share of the tasks; the others are never tracked. Default: every task. */
+  shard?: Shard;
   /** Clock, in Unix milliseconds. */
   now?: () => number;
 }
@@ -55,16 +58,29 @@ export class TaskStore {
   // not bring them back every cycle. Only an explicit API registration does.
   readonly #retired = new Set<string>();
   readonly #listeners = new Set<() => void>();
-  #options: Required<TaskStoreOptions>;
+  #options: Required<Omit<TaskStoreOptions, 'shard'>>;
+  readonly #shard: Shard | undefined;
   #generation = 0;
 
   constructor(options: TaskStoreOptions) {
-    this.#options = { now: Date.now, ...options };
+    const { shard, ...limits } = options;
+    this.#options = { now: Date.now, ...limits };
+    this.#shard = shard;
   }
 
-  /** Changes the limits, as a config reload does. */
-  configure(options: Omit<TaskStoreOptions, 'now'>): void {
+  /** Changes the limits, as a config reload does; the shard is fixed for the process. */
+  configure(options: Omit<TaskStoreOptions, 'now' | 'shard'>): void {
     this.#options = { ...this.#options, ...options };
+  }
+
+  /** This replica's share of the tasks, when the tasks are split between replicas. */
+  get shard(): Shard | undefined {
+    return this.#shard;
+  }
+
+  /** Whether this replica's shard owns a task, that is whether it may track it at all. */
+  owns(taskId: string): boolean {
+    return ownsTask(this.#shard, taskId);
   }
 
   /** Number of tracked tasks. */
@@ -100,10 +116,14 @@ export class TaskStore {
 
   /**
    * Starts tracking a task for a source, or adds the source to a tracked task. Returns
-   * 'added', 'exists', or the refusal. When the limit is reached, the oldest terminal task
-   * is evicted to make room; if every task is still active, the new one is refused.
+   * 'added', 'exists', or the refusal. A task of another shard is refused. When the limit
+   * is reached, the oldest terminal task is evicted to make room; if every task is still
+   * active, the new one is refused.
    */
   track(taskId: string, source: TaskSource): 'added' | 'exists' | TrackRefusal {
+    if (!this.owns(taskId)) {
+      return 'shard';
+    }
     const existing = this.#tasks.get(taskId);
     if (existing !== undefined) {
       existing.sources.add(source);
@@ -148,7 +168,8 @@ export class TaskStore {
 
   /**
    * Makes `ids` the complete list of one source: tracks the new ones, lets go of the
-   * missing ones. Retired ids are skipped. Returns the ids refused for the task limit.
+   * missing ones. Retired ids and other shards' ids are skipped. Returns the ids refused
+   * for the task limit.
    */
   syncSource(source: TaskSource, ids: Iterable<string>): string[] {
     const wanted = new Set(ids);

@@ -4,7 +4,7 @@ import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import { dirname, resolve } from 'node:path';
 import { createSecureContext, type SecureVersion, type TLSSocket } from 'node:tls';
 import bcrypt from 'bcryptjs';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, describeFsError } from './config.js';
@@ -150,7 +150,9 @@ export function parseWebConfig(text: string, source: string, baseDir: string): W
   if (document.errors.length > 0) {
     throw new ConfigError(
       source,
-      document.errors.map((error) => `YAML syntax: ${error.message.split('\n')[0]}`),
+      document.errors.map(
+        (error) => `YAML syntax: ${error.message.split('\n')[0]?.replace(/:$/, '')}`,
+      ),
     );
   }
 
@@ -196,7 +198,7 @@ function readTls(raw: RawTls, baseDir: string, problems: string[]): WebTlsConfig
   const key = read('key_file', raw.key_file);
   const clientCa =
     raw.client_ca_file === undefined ? undefined : read('client_ca_file', raw.client_ca_file);
-  // As in the toolkit: a CA alone implies nothing, and verifying needs something to verify against.
+  // As in the toolkit: a CA alone asks for nothing, and verifying needs a CA to verify with.
   const clientAuth = raw.client_auth_type ?? 'NoClientCert';
   const verifies =
     clientAuth === 'VerifyClientCertIfGiven' || clientAuth === 'RequireAndVerifyClientCert';
@@ -224,7 +226,7 @@ function readTls(raw: RawTls, baseDir: string, problems: string[]): WebTlsConfig
     createSecureContext(secureContextOptions(tls));
   } catch (error) {
     problems.push(
-      `tls_server_config: cert_file and key_file are not a usable certificate and key: ${(error as Error).message}`,
+      `tls_server_config: the certificate, key, CA or versions cannot be used together: ${(error as Error).message}`,
     );
   }
 
@@ -298,6 +300,11 @@ export interface WebGuard {
 export interface WebGuardOptions {
   /** Clock, in Unix milliseconds. */
   now?: () => number;
+  /**
+   * Requests that carry credentials of their own which the route checks itself (the task
+   * API's bearer token), and so pass without basic auth: both use `Authorization`.
+   */
+  authenticatedElsewhere?: (request: Request) => boolean;
 }
 
 /**
@@ -348,7 +355,7 @@ export function createWebGuard(
       response.setHeader(name, value);
     }
     const users = current?.basicAuthUsers;
-    if (users === undefined || users.size === 0) {
+    if (users === undefined || users.size === 0 || options.authenticatedElsewhere?.(request)) {
       next();
       return;
     }

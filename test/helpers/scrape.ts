@@ -104,15 +104,17 @@ function parseLabels(text: string, line: string): Record<string, string> {
 }
 
 function parseValue(text: string): number {
-  if (text === '+Inf') {
-    return Number.POSITIVE_INFINITY;
+  // Prometheus reads values with Go's ParseFloat: NaN and Inf in any case (prom-client
+  // writes `Nan`).
+  if (/^[+-]?inf(inity)?$/i.test(text)) {
+    return text.startsWith('-') ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
   }
-  if (text === '-Inf') {
-    return Number.NEGATIVE_INFINITY;
+  if (/^nan$/i.test(text)) {
+    return Number.NaN;
   }
 
   const value = Number(text);
-  if (Number.isNaN(value) && text !== 'NaN') {
+  if (Number.isNaN(value) || text.trim() === '') {
     throw new Error(`not a sample value: ${text}`);
   }
 

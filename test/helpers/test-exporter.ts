@@ -28,6 +28,8 @@ export interface TestExporterOptions {
   yaml?: string;
   /** A temp dir to reuse, to restart an exporter on the same state. */
   dir?: TempDir;
+  /** More command-line flags, such as `--shard.index=0`. */
+  args?: string[];
 }
 
 /** Writes a config and starts an exporter on it. `storage.path` defaults to `<dir>/data`. */
@@ -47,6 +49,7 @@ export async function startTestExporter(options: TestExporterOptions): Promise<T
   const command = parseCommandLine([
     `--config.file=${configPath}`,
     '--web.listen-address=127.0.0.1:0',
+    ...(options.args ?? []),
   ]);
   if (command.kind !== 'run') {
     throw new Error('unexpected command');

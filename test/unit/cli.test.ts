@@ -101,9 +101,18 @@ describe('parseCommandLine', () => {
     [['--log.format=text'], '--log.format: "text" is not one of json, logfmt'],
     [['--demo', 'now'], 'unexpected argument "now"'],
     [['--shard.index=0'], '--shard.index and --shard.total go together'],
-    [['--shard.index=0', '--shard.total=0'], '--shard.total: "0" is not a whole number from 1 to 1000'],
-    [['--shard.index=2', '--shard.total=2'], '--shard.index: "2" is not a whole number from 0 to 1'],
-    [['--shard.index=a', '--shard.total=2'], '--shard.index: "a" is not a whole number from 0 to 1'],
+    [
+      ['--shard.index=0', '--shard.total=0'],
+      '--shard.total: "0" is not a whole number from 1 to 1000',
+    ],
+    [
+      ['--shard.index=2', '--shard.total=2'],
+      '--shard.index: "2" is not a whole number from 0 to 1',
+    ],
+    [
+      ['--shard.index=a', '--shard.total=2'],
+      '--shard.index: "a" is not a whole number from 0 to 1',
+    ],
     [
       ['--web.listen-address=9850'],
       '--web.listen-address: "9850" is not [HOST]:PORT (for example :9850 or 127.0.0.1:9850)',

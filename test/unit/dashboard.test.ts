@@ -1,5 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import {
+  EXPORTER_METRICS,
+  findExporterMetric,
+  isCounterSeries,
+  isKnownSeriesName,
+} from '../helpers/exporter-metric-names.js';
 import {
   DASHBOARD_PATH,
   type DatasourceRef,
@@ -7,14 +12,9 @@ import {
   listQueries,
   loadDashboard,
   variableQuery,
-} from '../support/dashboard.js';
-import {
-  EXPORTER_METRICS,
-  findExporterMetric,
-  isCounterSeries,
-  isKnownSeriesName,
-} from '../support/exporter-metrics.js';
-import { findCalls, findSelectors, findSeriesNames } from '../support/promql.js';
+} from '../helpers/grafana-dashboard.js';
+import { findCalls, findSelectors, findSeriesNames } from '../helpers/promql.js';
+import { readRepoText } from '../helpers/repo-files.js';
 
 const dashboard = loadDashboard();
 const panels = listPanels(dashboard);
@@ -39,7 +39,7 @@ function collectDatasources(node: unknown, path: string): { path: string; ref: D
 
 describe('the dashboard file', () => {
   it('works both provisioned and imported: no import placeholders', () => {
-    const text = readFileSync(DASHBOARD_PATH, 'utf8');
+    const text = readRepoText(DASHBOARD_PATH);
 
     expect(dashboard.__inputs).toBeUndefined();
     expect(text).not.toMatch(/\$\{DS_/);

@@ -68,9 +68,38 @@ describe('renderLandingPage', () => {
 
     const html = renderLandingPage({ version: '1.0.0', tasks: store.list(), nowMs: NOW_MS });
 
-    expect(html).toMatch(/<code>waiting<\/code><\/td><td>config<\/td><td><\/td><td>NOT_POLLED<\/td>/);
-    expect(html).toMatch(/<code>missing<\/code><\/td><td>config<\/td><td><\/td><td>NOT_FOUND<\/td>/);
+    expect(html).toMatch(
+      /<code>waiting<\/code><\/td><td>config<\/td><td><\/td><td>NOT_POLLED<\/td>/,
+    );
+    expect(html).toMatch(
+      /<code>missing<\/code><\/td><td>config<\/td><td><\/td><td>NOT_FOUND<\/td>/,
+    );
     expect(html).toContain('<td>never</td>');
+  });
+
+  it('shows every source of a task in a fixed order', () => {
+    store.track('shared', 'api');
+    store.track('shared', 'config');
+    store.track('shared', 'file');
+
+    const html = renderLandingPage({ version: '1.0.0', tasks: store.list(), nowMs: NOW_MS });
+
+    expect(html).toContain('<th>Task</th><th>Source</th>');
+    expect(html).toContain('<td><code>shared</code></td><td>config, file, api</td>');
+  });
+
+  it('gives the registration command for the URL it was reached on, escaped', () => {
+    const html = renderLandingPage({
+      version: '1.0.0',
+      tasks: [],
+      nowMs: NOW_MS,
+      registrationUrl: 'http://exporter.example:9850/api/v1/tasks',
+    });
+
+    expect(html).toContain(
+      `curl -X POST -H &#39;Authorization: Bearer &lt;api.token&gt;&#39; -H &#39;Content-Type: application/json&#39; -d &#39;{&quot;taskId&quot;:&quot;&lt;task id&gt;&quot;}&#39; http://exporter.example:9850/api/v1/tasks`,
+    );
+    expect(html).toContain('--register http://exporter.example:9850</code>');
   });
 
   it('shows at most maxRows tasks and says how many more there are', () => {
@@ -86,6 +115,8 @@ describe('renderLandingPage', () => {
     });
 
     expect(html.match(/<tr><td>/g)).toHaveLength(2);
-    expect(html).toContain('<p>3 more tasks are not shown; see <a href="/metrics">/metrics</a>.</p>');
+    expect(html).toContain(
+      '<p>3 more tasks are not shown; see <a href="/metrics">/metrics</a>.</p>',
+    );
   });
 });

@@ -68,7 +68,9 @@ describe('logfmt output', () => {
 
     capture.logger.warn({ err: new UpstreamError('TIMEOUT', 'too slow') }, 'task poll failed');
 
-    expect(capture.lines[0]).toContain('err.type=UpstreamError err.message="too slow" err.code=TIMEOUT');
+    expect(capture.lines[0]).toContain(
+      'err.type=UpstreamError err.message="too slow" err.code=TIMEOUT',
+    );
   });
 });
 
@@ -76,7 +78,10 @@ describe('redaction', () => {
   it.each([
     ['the key header', { headers: { [API_KEY_HEADER]: API_KEY } }],
     ['the key header one level down', { request: { headers: { [API_KEY_HEADER]: API_KEY } } }],
-    ['the key header two levels down', { a: { options: { headers: { [API_KEY_HEADER]: API_KEY } } } }],
+    [
+      'the key header two levels down',
+      { a: { options: { headers: { [API_KEY_HEADER]: API_KEY } } } },
+    ],
     ['an authorization header', { request: { headers: { authorization: `Bearer ${API_KEY}` } } }],
     ['apiKey', { apiKey: API_KEY }],
     ['api_key one level down', { drivequant: { api_key: API_KEY } }],

@@ -1,10 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
-import { REPO_ROOT } from '../support/dashboard.js';
-import { isCounterSeries, isKnownSeriesName } from '../support/exporter-metrics.js';
-import { findCalls, findSeriesNames } from '../support/promql.js';
-import { checkTools, runCommand } from '../support/tools.js';
+import { isCounterSeries, isKnownSeriesName } from '../helpers/exporter-metric-names.js';
+import { checkTools, runCommand } from '../helpers/external-tools.js';
+import { findCalls, findSeriesNames } from '../helpers/promql.js';
+import { REPO_ROOT, readDocumentation, readRepoYaml } from '../helpers/repo-files.js';
 
 interface Rule {
   alert?: string;
@@ -27,15 +26,11 @@ interface RuleTestFile {
   }[];
 }
 
-const PROMETHEUS_DIR = `${REPO_ROOT}prometheus`;
+const PROMETHEUS_DIR = join(REPO_ROOT, 'prometheus');
 
-function readYaml<T>(path: string): T {
-  return parse(readFileSync(`${REPO_ROOT}${path}`, 'utf8')) as T;
-}
-
-const alertsFile = readYaml<RuleFile>('prometheus/alerts.yml');
-const recordsFile = readYaml<RuleFile>('prometheus/rules.yml');
-const testFile = readYaml<RuleTestFile>('prometheus/alerts.test.yml');
+const alertsFile = readRepoYaml<RuleFile>('prometheus/alerts.yml');
+const recordsFile = readRepoYaml<RuleFile>('prometheus/rules.yml');
+const testFile = readRepoYaml<RuleTestFile>('prometheus/alerts.test.yml');
 const alerts = alertsFile.groups.flatMap((group) =>
   group.rules.map((rule) => ({ ...rule, group: group.name, name: rule.alert ?? '' })),
 );
@@ -78,10 +73,7 @@ describe('the alert rules', () => {
     for (const alert of taskAlerts) {
       for (const text of [alert.annotations?.summary, alert.annotations?.description]) {
         expect(text, alert.name).toContain('{{ $labels.task_type }}');
-        // The NOT_FOUND count has no task_id label: its text says where the ids are.
-        if (alert.name !== 'DriveQuantTaskNotFound') {
-          expect(text, alert.name).toContain('{{ $labels.task_id }}');
-        }
+        expect(text, alert.name).toContain('{{ $labels.task_id }}');
       }
     }
 
@@ -108,10 +100,12 @@ describe('the alert rules', () => {
     expect(misuses).toEqual([]);
   });
 
-  it('each have a runbook section in docs/monitoring.md', () => {
-    const runbook = readFileSync(`${REPO_ROOT}docs/monitoring.md`, 'utf8');
+  it('each have a runbook section in the documentation', () => {
+    const documentation = readDocumentation();
 
-    const missing = alerts.filter((alert) => !runbook.includes(`\n### ${alert.name}\n`));
+    const missing = alerts.filter(
+      (alert) => !new RegExp(`^#{2,5} ${alert.name}$`, 'm').test(documentation),
+    );
 
     expect(missing.map((alert) => alert.name)).toEqual([]);
   });
@@ -137,7 +131,7 @@ describe('the alert rules', () => {
 
 describe('the Alertmanager example', () => {
   it('inhibits only alerts that exist', () => {
-    const config = readYaml<{
+    const config = readRepoYaml<{
       inhibit_rules: { source_matchers: string[]; target_matchers: string[] }[];
     }>('prometheus/alertmanager.example.yml');
     const names = new Set(alerts.map((alert) => alert.name));

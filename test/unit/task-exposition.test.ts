@@ -1,5 +1,7 @@
+import { gunzipSync } from 'node:zlib';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { completeGzip } from '../../src/gzip-member.js';
 import { TASK_METRIC_NAMES, TaskExposition } from '../../src/task-exposition.js';
 import { KNOWN_STATUSES, type TaskSnapshot } from '../../src/task-snapshot.js';
 import { TaskStore } from '../../src/task-state.js';
@@ -217,6 +219,85 @@ describe('the render cache', () => {
     const second = exposition.render();
 
     expect(second).toBe(first);
+  });
+});
+
+describe('the bytes and gzip renderings', () => {
+  /** Enough tasks to span several slices and chunks of the rendering. */
+  function seedManyTasks(count: number): string[] {
+    store = new TaskStore({ maxTasks: count, notFoundLimit: 2, now: () => nowMs });
+    exposition = new TaskExposition(store);
+    const ids = Array.from({ length: count }, (_, index) => `task-${index}`);
+    store.syncSource('config', ids);
+    for (const [index, taskId] of ids.entries()) {
+      store.recordSuccess(taskId, { ...DOCUMENTED, taskId, remainingItems: index % 300 });
+    }
+
+    return ids;
+  }
+
+  it('gives the same text as render(), as bytes and gzip-compressed, for 5,000 tasks', async () => {
+    seedManyTasks(5000);
+
+    const text = exposition.render();
+    const bytes = await exposition.bytes();
+    const prefix = await exposition.gzipPrefix();
+    const unzipped = gunzipSync(Buffer.concat(completeGzip(prefix, Buffer.alloc(0))));
+
+    expect(text.length).toBeGreaterThan(1024 * 1024);
+    expect(bytes.toString()).toBe(text);
+    expect(unzipped.toString()).toBe(text);
+    expect(prefix.length).toBe(bytes.length);
+  });
+
+  it('leaves a rendering under way undisturbed by a newer one that a poll started', async () => {
+    const ids = seedManyTasks(5000);
+    const first = ids[0] ?? '';
+    const line = (remaining: number) =>
+      `drivequant_task_remaining_items{task_id="${first}",task_type="PUSH_FAILED_TRIPS"} ${remaining}\n`;
+
+    const older = exposition.gzipPrefix();
+    store.recordSuccess(first, { ...DOCUMENTED, taskId: first, remainingItems: 7 });
+    const newer = exposition.bytes();
+    const [olderText, newerText] = [
+      gunzipSync(Buffer.concat(completeGzip(await older, Buffer.alloc(0)))).toString(),
+      (await newer).toString(),
+    ];
+
+    expect(olderText).toContain(line(0));
+    expect(newerText).toContain(line(7));
+    expect(newerText.replace(line(7), line(0))).toBe(olderText);
+  });
+
+  it('rewrites a changed task in place and renders the same text as a fresh exposition', () => {
+    const ids = seedManyTasks(50);
+    exposition.render();
+
+    for (const [index, taskId] of ids.entries()) {
+      store.recordSuccess(taskId, { ...DOCUMENTED, taskId, remainingItems: 300 - index });
+    }
+    const rewritten = exposition.render();
+
+    expect(rewritten).toBe(new TaskExposition(store).render());
+    expect(rewritten).toContain(
+      'drivequant_task_remaining_items{task_id="task-49",task_type="PUSH_FAILED_TRIPS"} 251\n',
+    );
+  });
+
+  it('keeps the compressed block until a poll lands, then renders it again', async () => {
+    const ids = seedManyTasks(10);
+
+    const first = await exposition.gzipPrefix();
+    const again = await exposition.gzipPrefix();
+    store.recordSuccess(ids[3] ?? '', { ...DOCUMENTED, taskId: ids[3] ?? '', remainingItems: 7 });
+    const changed = await exposition.gzipPrefix();
+
+    const text = gunzipSync(Buffer.concat(completeGzip(changed, Buffer.alloc(0)))).toString();
+    expect(again).toBe(first);
+    expect(changed).not.toBe(first);
+    expect(text).toContain(
+      'drivequant_task_remaining_items{task_id="task-3",task_type="PUSH_FAILED_TRIPS"} 7\n',
+    );
   });
 });
 

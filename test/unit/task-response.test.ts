@@ -151,6 +151,36 @@ describe('an inconsistent answer', () => {
       'field nbItems: Invalid input: expected int, received number',
     ],
     [
+      'an nbItems past the safe integers',
+      body({ nbItems: 2 ** 53 }),
+      'field nbItems: Too big: expected int to be <=9007199254740991',
+    ],
+    [
+      'an nbItems that overflows to Infinity',
+      body().replace('"nbItems":321', '"nbItems":1e400'),
+      'field nbItems: Invalid input: expected number, received Infinity',
+    ],
+    [
+      'a status of 201 characters',
+      body({ status: 'S'.repeat(201) }),
+      'field status: Too big: expected string to have <=200 characters',
+    ],
+    [
+      'a completedAt that is a number',
+      body({ completedAt: 5 }),
+      'field completedAt: Invalid input: expected string, received number',
+    ],
+    [
+      'an empty taskId',
+      body({ taskId: '' }),
+      'field taskId: Too small: expected string to have >=1 characters',
+    ],
+    [
+      'a null type',
+      body({ type: null }),
+      'field type: Invalid input: expected string, received null',
+    ],
+    [
       'a missing status',
       body({}, ['status']),
       'field status: Invalid input: expected string, received undefined',

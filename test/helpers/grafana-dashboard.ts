@@ -1,11 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readRepoText } from './repo-files.js';
 
-/** The repository's root folder. */
-export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** The shipped Grafana dashboard. */
-export const DASHBOARD_PATH = `${REPO_ROOT}grafana/dashboards/drivequant-tasks.json`;
+/** The shipped Grafana dashboard, relative to the repository's root. */
+export const DASHBOARD_PATH = 'grafana/dashboards/drivequant-tasks.json';
 
 /** A data source reference, as Grafana stores it. */
 export interface DatasourceRef {
@@ -73,7 +69,7 @@ export interface DashboardQuery {
 
 /** Reads the shipped dashboard. */
 export function loadDashboard(): Dashboard {
-  return JSON.parse(readFileSync(DASHBOARD_PATH, 'utf8')) as Dashboard;
+  return JSON.parse(readRepoText(DASHBOARD_PATH)) as Dashboard;
 }
 
 /** Every panel except rows, including those inside collapsed rows. */

@@ -45,7 +45,9 @@ export interface CommandResult {
 export function runCommand(command: string, args: readonly string[], cwd: string): CommandResult {
   const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 60_000 });
   if (result.error) {
-    throw new Error(`cannot run ${command} ${args.join(' ')}: ${result.error.message}`, {
+    const hint =
+      (result.error as NodeJS.ErrnoException).code === 'ENOENT' ? ' (not installed?)' : '';
+    throw new Error(`cannot run ${command} ${args.join(' ')}${hint}: ${result.error.message}`, {
       cause: result.error,
     });
   }

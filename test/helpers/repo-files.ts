@@ -1,0 +1,28 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+
+/** The repository's root folder. */
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A file of the repository, as text; `path` is relative to the root. */
+export function readRepoText(path: string): string {
+  return readFileSync(join(REPO_ROOT, path), 'utf8');
+}
+
+/** A YAML file of the repository, parsed; `path` is relative to the root. */
+export function readRepoYaml<T>(path: string): T {
+  return parse(readRepoText(path)) as T;
+}
+
+/**
+ * The user documentation: README.md, and docs/monitoring.md while it is kept
+ * apart, so that checks on the documentation hold before and after a merge.
+ */
+export function readDocumentation(): string {
+  return ['README.md', 'docs/monitoring.md']
+    .filter((path) => existsSync(join(REPO_ROOT, path)))
+    .map(readRepoText)
+    .join('\n');
+}
