@@ -28,6 +28,13 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
   && npm cache clean --force
 COPY --from=build /app/dist ./dist
 
+# Tasks registered through the API are kept here: set `storage.path:
+# /var/lib/drivequant-task-exporter` in the config (the default, ./data beside the
+# config file, is read-only in this image).
+RUN mkdir -p /var/lib/drivequant-task-exporter \
+  && chown node:node /var/lib/drivequant-task-exporter
+VOLUME /var/lib/drivequant-task-exporter
+
 # The official image's unprivileged user (uid 1000).
 USER node
 EXPOSE 9850

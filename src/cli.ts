@@ -56,6 +56,7 @@ Flags:
   --shard.index=I --shard.total=N
                                 export only the tasks whose id hashes to shard I of N
   --demo                        poll the bundled simulator; no configuration or key needed
+                                (not with --config.file)
   --version                     print the version and exit
   --help                        print this help and exit
 `;
@@ -87,20 +88,28 @@ export function parseCommandLine(argv: string[]): Command {
     return { kind: 'version' };
   }
 
-  return {
-    kind: 'run',
-    flags: {
-      configFile: values['config.file'],
-      listen: parseListenAddress(values['web.listen-address'] ?? DEFAULT_LISTEN_ADDRESS),
-      logLevel: oneOf('--log.level', values['log.level'] ?? 'info', LOG_LEVELS),
-      logFormat: oneOf('--log.format', values['log.format'] ?? 'json', LOG_FORMATS),
-      configCheck: values['config.check'] ?? false,
-      demo: values.demo ?? false,
-      enableLifecycle: values['web.enable-lifecycle'] ?? false,
-      webConfigFile: values['web.config.file'],
-      shard: parseShard(values['shard.index'], values['shard.total']),
-    },
+  const flags: ExporterFlags = {
+    configFile: values['config.file'],
+    listen: parseListenAddress(values['web.listen-address'] ?? DEFAULT_LISTEN_ADDRESS),
+    logLevel: oneOf('--log.level', values['log.level'] ?? 'info', LOG_LEVELS),
+    logFormat: oneOf('--log.format', values['log.format'] ?? 'json', LOG_FORMATS),
+    configCheck: values['config.check'] ?? false,
+    demo: values.demo ?? false,
+    enableLifecycle: values['web.enable-lifecycle'] ?? false,
+    webConfigFile: values['web.config.file'],
+    shard: parseShard(values['shard.index'], values['shard.total']),
   };
+  // The demo polls its own simulator with its own config: a file given too would be ignored.
+  if (flags.demo && flags.configFile !== undefined) {
+    throw new UsageError(
+      '--demo and --config.file exclude each other: the demo brings its own configuration',
+    );
+  }
+  if (!flags.demo && flags.configFile === undefined) {
+    throw new UsageError('--config.file is required (or try --demo)');
+  }
+
+  return { kind: 'run', flags };
 }
 
 function parseExporterArgs(argv: string[]) {
@@ -151,8 +160,9 @@ function parseShard(
     throw new UsageError('--shard.index and --shard.total go together');
   }
 
-  const index = Number(indexText);
-  const total = Number(totalText);
+  // Number() would also read 0x0, 1e1 or an empty string.
+  const index = /^\d+$/.test(indexText) ? Number(indexText) : Number.NaN;
+  const total = /^\d+$/.test(totalText) ? Number(totalText) : Number.NaN;
   if (!Number.isInteger(total) || total < 1 || total > 1000) {
     throw new UsageError(`--shard.total: "${totalText}" is not a whole number from 1 to 1000`);
   }

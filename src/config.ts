@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { type Document, isMap, isScalar, isSeq, parseDocument, type YAMLError } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { Secret } from './secret.js';
@@ -68,7 +68,10 @@ export interface LoadedConfig {
   warnings: string[];
 }
 
-const duration = (what: string, allowZero = true) =>
+/** Longest interval or timeout, in milliseconds: Node fires a timer past 2^31-1 ms at once. */
+const MAX_TIMER_MS = 24 * 86_400_000;
+
+const duration = (what: string, options: { allowZero?: boolean; timer?: boolean } = {}) =>
   z
     .string({ error: `must be a duration such as 500ms, 30s, 5m or 24h (${what})` })
     .transform((text, context) => {
@@ -81,8 +84,12 @@ const duration = (what: string, allowZero = true) =>
         return z.NEVER;
       }
       // A zero interval or timeout would spin the poller or fail every request at once.
-      if (ms === 0 && !allowZero) {
+      if (ms === 0 && options.allowZero === false) {
         context.addIssue({ code: 'custom', message: `must be longer than 0 (${what})` });
+        return z.NEVER;
+      }
+      if (ms > MAX_TIMER_MS && options.timer === true) {
+        context.addIssue({ code: 'custom', message: `must be at most 24d (${what})` });
         return z.NEVER;
       }
 
@@ -100,8 +107,22 @@ const nonEmpty = z.string({ error: 'must be a string' }).min(1, { error: 'must n
 
 const baseUrl = z
   .string({ error: 'must be an http:// or https:// URL' })
-  .refine((text) => /^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(text) && URL.canParse(text), {
-    error: 'must be an http:// or https:// URL without query or fragment',
+  .superRefine((text, context) => {
+    // A password in the URL would be echoed by this very message and by the http warning.
+    if (/^[^:/?#]*:\/\/[^/?#]*@/.test(text)) {
+      context.addIssue({
+        code: 'custom',
+        message: 'must not contain a user name or password',
+        params: { hideValue: true },
+      });
+      return;
+    }
+    if (!(/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(text) && URL.canParse(text))) {
+      context.addIssue({
+        code: 'custom',
+        message: 'must be an http:// or https:// URL without query or fragment',
+      });
+    }
   });
 
 const taskId = z
@@ -120,7 +141,7 @@ const configSchema = z.strictObject({
         base_url: baseUrl.prefault(DEFAULT_BASE_URL),
         api_key: nonEmpty.optional(),
         api_key_file: nonEmpty.optional(),
-        timeout: duration('per request', false).prefault('10s'),
+        timeout: duration('per request', { allowZero: false, timer: true }).prefault('10s'),
         retries: wholeNumber(0, 10).prefault(2),
       })
       .prefault({}),
@@ -128,14 +149,15 @@ const configSchema = z.strictObject({
   poll: section(
     z
       .strictObject({
-        interval: duration('between cycles', false).prefault('30s'),
+        interval: duration('between cycles', { allowZero: false, timer: true }).prefault('30s'),
         concurrency: wholeNumber(1, 1000).prefault(4),
         terminal_retention: duration('how long finished tasks stay').prefault('24h'),
         max_tasks: wholeNumber(1, 1_000_000).prefault(10_000),
         not_found_limit: wholeNumber(1, 1000).prefault(3),
+        // Below 0.01 the limiter's spacing outgrows what a Node timer can wait.
         max_requests_per_second: z
-          .number({ error: 'must be a number above 0' })
-          .positive({ error: 'must be a number above 0' })
+          .number({ error: 'must be a number of at least 0.01' })
+          .min(0.01, { error: 'must be a number of at least 0.01' })
           .optional(),
       })
       .prefault({}),
@@ -184,18 +206,18 @@ export interface ParseConfigOptions {
 
 /** Parses config text. Throws ConfigError naming every bad key. */
 export function parseConfig(text: string, options: ParseConfigOptions): LoadedConfig {
-  const document = parseDocument(text, { uniqueKeys: true });
+  const document = readYaml(options.source, () => parseDocument(text, { uniqueKeys: true }));
   if (document.errors.length > 0) {
-    throw new ConfigError(
-      options.source,
-      document.errors.map(
-        (error) => `YAML syntax: ${error.message.split('\n')[0]?.replace(/:$/, '')}`,
-      ),
-    );
+    throw new ConfigError(options.source, describeYamlErrors(document.errors));
   }
 
   const problems: string[] = [];
-  const raw = expandEnv(document.toJS() ?? {}, [], options.env, problems);
+  const origins: ValueOrigins = {
+    expansions: new Map(),
+    unquotedTaskIds: findUnquotedTaskIds(document),
+  };
+  const value = readYaml(options.source, () => document.toJS());
+  const raw = expandEnv(value ?? {}, [], options.env, origins.expansions, problems);
   if (problems.length > 0) {
     throw new ConfigError(options.source, problems);
   }
@@ -204,45 +226,82 @@ export function parseConfig(text: string, options: ParseConfigOptions): LoadedCo
   if (!parsed.success) {
     throw new ConfigError(
       options.source,
-      parsed.error.issues.map((i) => describeIssue(i, raw)),
+      parsed.error.issues.flatMap((issue) => describeIssue(issue, raw, origins)),
     );
   }
 
-  return resolveConfig(parsed.data, options, problems);
+  return resolveConfig(parsed.data, options, origins, problems);
+}
+
+/** Runs a step of the YAML library, which throws plain errors (an alias bomb's ReferenceError). */
+function readYaml<T>(source: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    throw new ConfigError(source, [`YAML: ${printable((error as Error).message)}`]);
+  }
+}
+
+/** YAML errors shown at most, so that a binary file gives a short answer. */
+const MAX_YAML_ERRORS = 10;
+
+function describeYamlErrors(errors: readonly YAMLError[]): string[] {
+  const lines = errors.slice(0, MAX_YAML_ERRORS).map((error) => {
+    // The message quotes the offending token, which may be binary or long; the position stays.
+    const firstLine = error.message.split('\n')[0] ?? '';
+    const match = /^(.*?)( at line \d+, column \d+)?:?$/s.exec(firstLine);
+
+    return `YAML syntax: ${printable(match?.[1] ?? firstLine)}${match?.[2] ?? ''}`;
+  });
+  if (errors.length > MAX_YAML_ERRORS) {
+    lines.push(`YAML syntax: ${errors.length - MAX_YAML_ERRORS} more errors not shown`);
+  }
+
+  return lines;
 }
 
 function resolveConfig(
   raw: RawConfig,
   options: ParseConfigOptions,
+  origins: ValueOrigins,
   problems: string[],
 ): LoadedConfig {
   const warnings: string[] = [];
-  const apiKey = readSecret(raw.drivequant, 'api_key', 'drivequant', options, problems);
-  const token = readSecret(raw.api, 'token', 'api', options, problems);
+  const apiKey = readSecret(raw.drivequant, 'api_key', 'drivequant', options, origins, problems);
+  const token = readSecret(raw.api, 'token', 'api', options, origins, problems);
   if (apiKey === undefined && !options.apiKeyOptional && problems.length === 0) {
     problems.push(
       'drivequant: one of api_key or api_key_file is required (for example api_key: ${DRIVEQUANT_API_KEY})',
     );
-  }
-  if (problems.length > 0) {
-    throw new ConfigError(options.source, problems);
   }
 
   const tasks: string[] = [];
   const seen = new Set<string>();
   for (const [index, id] of (raw.tasks ?? []).entries()) {
     if (seen.has(id)) {
-      warnings.push(`tasks[${index}]: "${id}" is listed more than once; it is tracked once`);
+      const shown = describeValue(id, ['tasks', index], origins);
+      warnings.push(`tasks[${index}]: ${shown} is listed more than once; it is tracked once`);
       continue;
     }
     seen.add(id);
     tasks.push(id);
   }
+  // Past max_tasks the store would refuse the rest at every start, which --config.check
+  // would not show.
+  if (tasks.length > raw.poll.max_tasks) {
+    problems.push(
+      `tasks: ${tasks.length} ids listed, more than poll.max_tasks (${raw.poll.max_tasks})`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(options.source, problems);
+  }
 
   const baseUrlText = raw.drivequant.base_url.replace(/\/+$/, '');
   if (isPlainHttpToRemoteHost(baseUrlText)) {
+    const shown = describeValue(baseUrlText, ['drivequant', 'base_url'], origins);
     warnings.push(
-      `drivequant.base_url: "${baseUrlText}" is plain http to a non-loopback host; the API key would travel unencrypted`,
+      `drivequant.base_url: ${shown} is plain http to a non-loopback host; the API key would travel unencrypted`,
     );
   }
 
@@ -273,9 +332,10 @@ function resolveConfig(
 /** Reads `<name>` or `<name>_file` of a section, exactly one of which may be set. */
 function readSecret(
   section: Record<string, unknown>,
-  name: string,
+  name: 'api_key' | 'token',
   sectionPath: string,
   options: ParseConfigOptions,
+  origins: ValueOrigins,
   problems: string[],
 ): Secret | undefined {
   const inline = section[name];
@@ -285,22 +345,54 @@ function readSecret(
     return undefined;
   }
   if (typeof inline === 'string') {
-    return new Secret(inline);
+    return checkSecret(inline, name, `${sectionPath}.${name}:`, problems);
   }
   if (typeof file !== 'string') {
     return undefined;
   }
 
   const path = resolve(options.baseDir, file);
+  // `api_key_file: ${DRIVEQUANT_API_KEY}` is an easy slip: a path from the environment is
+  // not shown, as it may be the key itself.
+  const shownPath = describeValue(path, [sectionPath, `${name}_file`], origins);
   let value: string;
   try {
     value = readFileSync(path, 'utf8').trim();
   } catch (error) {
-    problems.push(`${sectionPath}.${name}_file: cannot read "${path}": ${describeFsError(error)}`);
+    problems.push(
+      `${sectionPath}.${name}_file: cannot read ${shownPath}: ${describeFsError(error)}`,
+    );
     return undefined;
   }
   if (value === '') {
-    problems.push(`${sectionPath}.${name}_file: "${path}" is empty`);
+    problems.push(`${sectionPath}.${name}_file: ${shownPath} is empty`);
+    return undefined;
+  }
+
+  return checkSecret(value, name, `${sectionPath}.${name}_file: ${shownPath}`, problems);
+}
+
+/**
+ * Refuses a secret that could never be sent: Node rejects a header value with a control
+ * character or a character beyond Latin-1 (ERR_INVALID_CHAR), and a bearer token ends at
+ * the first space. The message names where the secret came from, never its value.
+ */
+function checkSecret(
+  value: string,
+  name: 'api_key' | 'token',
+  where: string,
+  problems: string[],
+): Secret | undefined {
+  let problem: string | undefined;
+  if (/\p{Cc}/u.test(value)) {
+    problem = 'contains a control character or newline';
+  } else if (name === 'token' && /\s/.test(value)) {
+    problem = 'contains whitespace, which an Authorization: Bearer header cannot carry';
+  } else if (/[^\x20-\xff]/.test(value)) {
+    problem = 'contains a character that an HTTP header cannot carry (beyond Latin-1)';
+  }
+  if (problem !== undefined) {
+    problems.push(`${where} ${problem}`);
     return undefined;
   }
 
@@ -315,6 +407,7 @@ function expandEnv(
   value: unknown,
   path: (string | number)[],
   env: NodeJS.ProcessEnv,
+  expansions: Expansions,
   problems: string[],
 ): unknown {
   if (typeof value === 'string') {
@@ -322,6 +415,8 @@ function expandEnv(
       if (name === undefined) {
         return '$';
       }
+      const key = pathKey(path);
+      expansions.set(key, [...(expansions.get(key) ?? []), name]);
       const found = env[name];
       if (found === undefined) {
         problems.push(`${formatPath(path)}: environment variable ${name} is not set`);
@@ -332,13 +427,13 @@ function expandEnv(
     });
   }
   if (Array.isArray(value)) {
-    return value.map((item, index) => expandEnv(item, [...path, index], env, problems));
+    return value.map((item, index) => expandEnv(item, [...path, index], env, expansions, problems));
   }
   if (value !== null && typeof value === 'object') {
     return Object.fromEntries(
       Object.entries(value).map(([key, item]) => [
         key,
-        expandEnv(item, [...path, key], env, problems),
+        expandEnv(item, [...path, key], env, expansions, problems),
       ]),
     );
   }
@@ -346,25 +441,152 @@ function expandEnv(
   return value;
 }
 
-function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
+/** The variables each `${VAR}` expansion used, by key path (see pathKey). */
+type Expansions = Map<string, string[]>;
+
+/** What the config text says about where values came from, for messages that show them. */
+interface ValueOrigins {
+  /** Values that came from the environment, by key path: they are never shown. */
+  expansions: Expansions;
+  /** Source text of each task id that YAML read as a number or boolean, by list index. */
+  unquotedTaskIds: Map<number, string>;
+}
+
+function pathKey(path: readonly PropertyKey[]): string {
+  return JSON.stringify(path.map(String));
+}
+
+/** Keys whose values are secrets wherever they appear. */
+const SECRET_KEYS: ReadonlySet<PropertyKey> = new Set(['api_key', 'token']);
+
+/** Longest text shown of a value or a YAML token, in characters. */
+const MAX_SHOWN_CHARACTERS = 100;
+
+/** A value's stand-in in a message, serialised bare at the top and as a string inside JSON. */
+class Hidden {
+  constructor(readonly text: string) {}
+
+  toJSON(): string {
+    return this.text;
+  }
+}
+
+/**
+ * The value at `path` as a message may show it: secrets and anything expanded from the
+ * environment are replaced (`<value from ${VAR}>`), then it is cut to a readable length
+ * with control and other non-printable characters escaped.
+ */
+function describeValue(
+  value: unknown,
+  path: readonly PropertyKey[],
+  origins: ValueOrigins,
+): string {
+  const shown = hideSecrets(value, path, origins.expansions);
+  if (shown instanceof Hidden) {
+    return shown.text;
+  }
+
+  return printable(JSON.stringify(shown) ?? String(shown));
+}
+
+function hideSecrets(
+  value: unknown,
+  path: readonly PropertyKey[],
+  expansions: Expansions,
+): unknown {
+  if (SECRET_KEYS.has(path.at(-1) ?? '')) {
+    return new Hidden('<secret>');
+  }
+  const names = expansions.get(pathKey(path));
+  if (names !== undefined) {
+    return new Hidden(`<value from ${names.map((name) => `\${${name}}`).join(', ')}>`);
+  }
+  if (Array.isArray(value)) {
+    return value.map((item, index) => hideSecrets(item, [...path, index], expansions));
+  }
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [
+        key,
+        hideSecrets(item, [...path, key], expansions),
+      ]),
+    );
+  }
+
+  return value;
+}
+
+/** Cuts text to MAX_SHOWN_CHARACTERS, escaping what a terminal or log should not get raw. */
+function printable(text: string): string {
+  let shown = '';
+  for (const character of text) {
+    // \uFFFD stands for bytes that were not UTF-8: the file is binary there.
+    const piece = /[\p{C}\uFFFD]/u.test(character) ? escapeCharacter(character) : character;
+    if (shown.length + piece.length > MAX_SHOWN_CHARACTERS) {
+      return `${shown}... (${Array.from(text).length} characters)`;
+    }
+    shown += piece;
+  }
+
+  return shown;
+}
+
+function escapeCharacter(character: string): string {
+  const code = character.codePointAt(0) ?? 0;
+
+  return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/** Source text of each task id that YAML read as a number or boolean: `0x1F` reads as 31. */
+function findUnquotedTaskIds(document: Document): Map<number, string> {
+  const found = new Map<number, string>();
+  const tasks = isMap(document.contents) ? document.contents.get('tasks', true) : undefined;
+  if (!isSeq(tasks)) {
+    return found;
+  }
+
+  for (const [index, item] of tasks.items.entries()) {
+    if (!isScalar(item) || item.source === undefined) {
+      continue;
+    }
+    if (typeof item.value === 'number' || typeof item.value === 'boolean') {
+      found.set(index, item.source);
+    }
+  }
+
+  return found;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, raw: unknown, origins: ValueOrigins): string[] {
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown key`).join('\n  ');
+    return issue.keys.map((key) => `${formatPath([...issue.path, key])}: unknown key`);
   }
 
   const path = formatPath(issue.path);
   const value = valueAt(raw, issue.path);
   if (value === undefined) {
-    return `${path}: is required`;
+    return [`${path}: is required`];
+  }
+  const [section, index] = issue.path;
+  const unquoted =
+    section === 'tasks' && typeof index === 'number' && issue.path.length === 2
+      ? origins.unquotedTaskIds.get(index)
+      : undefined;
+  if (unquoted !== undefined && issue.code === 'invalid_type') {
+    const source = printable(unquoted);
+    return [
+      `${path}: must be quoted: YAML reads ${source} as a ${typeof value}, write "${source}"`,
+    ];
+  }
+  if (issue.code === 'custom' && issue.params?.hideValue === true) {
+    return [`${path}: ${issue.message}`];
   }
   const message =
     issue.code === 'invalid_type' && issue.expected === 'object'
       ? 'must be a map of keys'
       : issue.message;
 
-  // Secrets are never echoed back, even when they are malformed.
-  const shown = /(api_key|token)$/.test(path) ? '<secret>' : JSON.stringify(value);
-
-  return `${path}: ${message}, got ${shown}`;
+  return [`${path}: ${message}, got ${describeValue(value, issue.path, origins)}`];
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
@@ -386,7 +608,7 @@ function formatPath(path: readonly PropertyKey[]): string {
 
   return path
     .map((key, index) =>
-      typeof key === 'number' ? `[${key}]` : `${index > 0 ? '.' : ''}${String(key)}`,
+      typeof key === 'number' ? `[${key}]` : `${index > 0 ? '.' : ''}${printable(String(key))}`,
     )
     .join('');
 }

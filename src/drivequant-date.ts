@@ -37,8 +37,12 @@ export function parseDriveQuantDate(text: string): number | undefined {
   ) {
     return undefined;
   }
+  const offsetMs = parseOffsetMs(offset);
+  if (offsetMs === undefined) {
+    return undefined;
+  }
 
-  return utcMs - parseOffsetMs(offset);
+  return utcMs - offsetMs;
 }
 
 /** Formats Unix milliseconds the way DriveQuant does, always in UTC. */
@@ -46,7 +50,11 @@ export function formatDriveQuantDate(unixMs: number): string {
   return new Date(unixMs).toISOString().replace('Z', '+0000');
 }
 
-function parseOffsetMs(offset: string): number {
+/** Real offsets run from -12:00 to +14:00; the widest is allowed either way. */
+const MAX_OFFSET_MINUTES = 14 * 60;
+
+/** An offset in milliseconds east of UTC, or undefined for one no clock has (`+9999`). */
+function parseOffsetMs(offset: string): number | undefined {
   if (offset === 'Z') {
     return 0;
   }
@@ -55,6 +63,10 @@ function parseOffsetMs(offset: string): number {
   const digits = offset.slice(1).replace(':', '');
   const hours = Number(digits.slice(0, 2));
   const minutes = Number(digits.slice(2, 4));
+  const totalMinutes = hours * 60 + minutes;
+  if (minutes > 59 || totalMinutes > MAX_OFFSET_MINUTES) {
+    return undefined;
+  }
 
-  return sign * (hours * 60 + minutes) * 60_000;
+  return sign * totalMinutes * 60_000;
 }

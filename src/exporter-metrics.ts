@@ -101,7 +101,7 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
 
   const up = new Gauge({
     name: 'drivequant_up',
-    help: '1 when the last poll cycle that asked DriveQuant anything was answered and authorised, else 0.',
+    help: '1 when the last poll cycle that asked DriveQuant anything was answered and authorised; 0 otherwise, and before anything was asked.',
     registers: [registry],
   });
   const requestDuration = new Histogram({
@@ -170,8 +170,6 @@ export function createExporterMetrics(options: ExporterMetricsOptions): Exporter
     observeCycle(result) {
       if (result.up !== undefined) {
         up.set(result.up ? 1 : 0);
-      } else if (store.size === 0) {
-        up.set(1);
       }
       cycleDuration.set(result.durationMs / 1000);
       cycles.inc();

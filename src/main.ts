@@ -106,7 +106,7 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
   // API registrations come before task files: they were acknowledged, files can wait.
   const registrations = new TaskRegistrations({
     store,
-    file: flags.demo ? undefined : new RegisteredTaskFile(config.storage.path),
+    file: flags.demo ? undefined : new RegisteredTaskFile(config.storage.path, flags.shard),
   });
   await loadRegistrations(registrations, logger, metrics);
   const taskFiles = createTaskFileWatcher({
@@ -115,6 +115,7 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
     store,
     logger,
     onRefused: (count) => metrics.observeRegistrationsRefused('max_tasks', count),
+    secrets: () => [config.drivequant.apiKey, config.api.token],
   });
   await refreshTaskFiles(taskFiles, logger);
 
@@ -135,6 +136,7 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
 
   async function reload(): Promise<ReloadOutcome> {
     if (flags.demo || flags.configFile === undefined) {
+      logger.warn('reload ignored: demo mode has no configuration file');
       return { ok: false, error: 'there is no configuration file to reload in demo mode' };
     }
 
@@ -232,7 +234,7 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      await registrations.idle();
+      await registrations.close();
       client.close();
       await simulator?.close();
     },
@@ -301,6 +303,18 @@ async function loadRegistrations(
     logger.error(
       { refused: loaded.refused.length },
       'task limit reached; some registered tasks wait for room',
+    );
+  }
+  if (loaded.importedFrom !== undefined) {
+    logger.info(
+      { importedFrom: loaded.importedFrom, tasks: loaded.tasks.length },
+      'registered tasks taken from the state files of another sharding',
+    );
+  }
+  if (loaded.storageProblem !== undefined) {
+    logger.warn(
+      { problem: loaded.storageProblem },
+      'storage.path cannot be used; task registrations will fail until it is fixed',
     );
   }
   logger.info({ tasks: loaded.tasks.length }, 'registered tasks loaded');
@@ -437,8 +451,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`drivequant-task-exporter ${VERSION} (node ${process.version})\n`);
       return 0;
     case 'simulate':
-      await runSimulatorCli(command.argv);
-      return 0;
+      return runSimulatorCli(command.argv);
     case 'retry':
       return runRetryCommand(command.argv);
   }
@@ -505,11 +518,15 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`drivequant-task-exporter: ${(error as Error)?.message ?? error}\n`);
-      process.exit(1);
-    },
-  );
+  // exitCode rather than process.exit(): exit() would cut off output still queued for a
+  // pipe (a long --help or error list). The unref'd timer ends a process kept alive by a
+  // stray handle.
+  const finish = (code: number) => {
+    process.exitCode = code;
+    setTimeout(() => process.exit(code), 1000).unref();
+  };
+  main(process.argv.slice(2)).then(finish, (error: unknown) => {
+    process.stderr.write(`drivequant-task-exporter: ${(error as Error)?.message ?? error}\n`);
+    finish(1);
+  });
 }

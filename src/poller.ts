@@ -126,6 +126,11 @@ export function createPoller(options: PollerOptions): Poller {
             }
             succeeded += 1;
           } catch (error) {
+            // A poll cut short by shutdown says nothing about the task: not an error.
+            if (stopped && controller.signal.aborted) {
+              deferred += 1;
+              return;
+            }
             const upstream =
               error instanceof UpstreamError
                 ? error
@@ -145,7 +150,7 @@ export function createPoller(options: PollerOptions): Poller {
     );
     clearTimeout(deadline);
     abortCycle = undefined;
-    if (deferred > 0) {
+    if (deferred > 0 && !stopped) {
       logger.warn(
         { deferred },
         'poll cycle reached its deadline; some tasks wait for the next cycle',

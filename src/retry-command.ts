@@ -58,7 +58,7 @@ export async function runRetryCommand(
   io: RetryCommandIo = { env: process.env, stdout: process.stdout, stderr: process.stderr },
 ): Promise<number> {
   const fail = (message: string, code: number) => {
-    io.stderr.write(`drivequant-task-exporter retry: ${message}\n`);
+    io.stderr.write(`drivequant-task-exporter retry: ${hideUserinfo(message)}\n`);
     return code;
   };
 
@@ -82,6 +82,14 @@ export async function runRetryCommand(
     return fail((error as Error).message, error instanceof RetryUsageError ? 2 : 1);
   }
 
+  // A retry starts work at DriveQuant: make sure first that its task can be registered.
+  if (args.registerUrl !== undefined && token !== undefined) {
+    const problem = await checkRegistration(args.registerUrl, token);
+    if (problem !== undefined) {
+      return fail(`${problem}; no retry was started`, 1);
+    }
+  }
+
   const client = createDriveQuantClient({
     baseUrl: config.drivequant.baseUrl,
     apiKey: config.drivequant.apiKey,
@@ -103,15 +111,16 @@ export async function runRetryCommand(
     args.registerUrl === undefined || token === undefined
       ? undefined
       : await register(args.registerUrl, token, answer.taskId);
+  const print = (text: string) => io.stdout.write(hideUserinfo(text));
   if (args.output === 'json') {
-    io.stdout.write(
+    print(
       `${JSON.stringify({ kind: args.kind, ...answer, registration: registration ?? null })}\n`,
     );
   } else {
-    io.stdout.write(`task ${answer.taskId}: ${answer.items} items\n`);
+    print(`task ${answer.taskId}: ${answer.items} items\n`);
     if (registration?.ok) {
       const what = registration.created ? 'registered with' : 'already tracked by';
-      io.stdout.write(`${what} ${registration.url}\n`);
+      print(`${what} ${registration.url}\n`);
     }
   }
 
@@ -173,13 +182,22 @@ function parseRetryArguments(argv: string[]): RetryArguments | 'help' {
   };
 }
 
-/** The exporter's task endpoint from `--register`: a base URL, or the endpoint itself. */
+/**
+ * The exporter's task endpoint from `--register`: a base URL, or the endpoint itself. A user
+ * and password in it are dropped: the bearer token authenticates, also past basic auth, and
+ * fetch refuses a URL that carries credentials.
+ */
 function parseRegisterUrl(text: string): string {
   if (!/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(text) || !URL.canParse(text)) {
-    throw new RetryUsageError(`--register: "${text}" is not an http:// or https:// URL`);
+    // A URL that does not parse may still hold a password: it is not echoed.
+    const shown = text.includes('@') ? 'the URL' : `"${text}"`;
+    throw new RetryUsageError(`--register: ${shown} is not an http:// or https:// URL`);
   }
 
-  const base = text.replace(/\/+$/, '');
+  const url = new URL(text);
+  url.username = '';
+  url.password = '';
+  const base = url.href.replace(/\/+$/, '');
 
   return base.endsWith(TASK_API_PATH) ? base : `${base}${TASK_API_PATH}`;
 }
@@ -218,6 +236,38 @@ function readToken(
   );
 }
 
+/**
+ * Asks the exporter, without side effects, whether it would take a registration with this
+ * token: `HEAD /api/v1/tasks` checks a bearer token when one is sent. Returns why not, or
+ * undefined when it would.
+ */
+async function checkRegistration(url: string, token: Secret): Promise<string | undefined> {
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: 'HEAD',
+      headers: { authorization: `Bearer ${token.reveal()}` },
+      signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
+    });
+  } catch (error) {
+    return `cannot reach the exporter at ${url}: ${describeFetchError(error)}`;
+  }
+
+  if (response.ok) {
+    return undefined;
+  }
+  const why =
+    response.status === 401
+      ? 'the token was refused (check --token-file, DRIVEQUANT_EXPORTER_TOKEN or api.token)'
+      : response.status === 403
+        ? 'its task API is read-only (no api.token configured)'
+        : response.status === 404
+          ? 'there is no task API at this address'
+          : 'it did not accept the request';
+
+  return `the exporter at ${url} answered HTTP ${response.status}: ${why}`;
+}
+
 async function register(url: string, token: Secret, taskId: string): Promise<Registration> {
   let response: Response;
   try {
@@ -228,16 +278,7 @@ async function register(url: string, token: Secret, taskId: string): Promise<Reg
       signal: AbortSignal.timeout(REGISTER_TIMEOUT_MS),
     });
   } catch (error) {
-    if ((error as Error).name === 'TimeoutError') {
-      return { ok: false, url, error: 'no answer in time' };
-    }
-    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-
-    return {
-      ok: false,
-      url,
-      error: `cannot connect (${cause?.code ?? cause?.message ?? 'network error'})`,
-    };
+    return { ok: false, url, error: describeFetchError(error) };
   }
 
   if (response.status === 200 || response.status === 201) {
@@ -256,6 +297,15 @@ async function register(url: string, token: Secret, taskId: string): Promise<Reg
   return { ok: false, url, error: `HTTP ${response.status}${detail}` };
 }
 
+function describeFetchError(error: unknown): string {
+  if ((error as Error).name === 'TimeoutError') {
+    return 'no answer in time';
+  }
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+
+  return `cannot connect (${cause?.code ?? cause?.message ?? 'network error'})`;
+}
+
 function describeRetryError(kind: string, error: unknown): string {
   if (error instanceof ConfigError) {
     return error.message;
@@ -266,6 +316,19 @@ function describeRetryError(kind: string, error: unknown): string {
   if (error.code === 'UNAUTHORIZED') {
     return `DriveQuant refused the API key (HTTP ${error.statusCode}); check drivequant.api_key`;
   }
+  // The request reached DriveQuant and may have started the retry: asking again blindly
+  // would be refused as "already in progress" at best, or start a second push at worst.
+  if (error.code === 'INVALID_RESPONSE') {
+    return `DriveQuant accepted the retry of failed ${kind} (HTTP ${error.statusCode ?? 200}) but its answer could not be read (${error.message}): the retry may have started, with a task id nobody knows; check with DriveQuant before retrying again`;
+  }
+  if (error.code === 'TIMEOUT') {
+    return `DriveQuant did not answer the retry of failed ${kind} in time: the retry may have started; check with DriveQuant before retrying again`;
+  }
 
   return `retry of failed ${kind} refused: ${error.message}`;
+}
+
+/** Drops the `user:password@` of every URL in a text: nothing printed may carry a password. */
+function hideUserinfo(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi, '$1');
 }

@@ -84,9 +84,15 @@ export function createApp(options: ServerOptions): express.Express {
     app.use(router);
   }
 
-  for (const path of ['/metrics', '/', '/-/healthy', '/-/ready', '/-/reload']) {
+  for (const [path, allow] of [
+    ['/metrics', 'GET, HEAD'],
+    ['/', 'GET, HEAD'],
+    ['/-/healthy', 'GET, HEAD'],
+    ['/-/ready', 'GET, HEAD'],
+    ['/-/reload', 'POST'],
+  ] as const) {
     app.all(path, (_request, response) => {
-      response.status(405).type('text').send('Method not allowed\n');
+      response.status(405).set('Allow', allow).type('text').send('Method not allowed\n');
     });
   }
 

@@ -71,8 +71,9 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
   const { store, registrations, logger } = options;
   const router = express.Router();
   const requireToken = createTokenCheck(options.token, logger);
-  // Any content type is read as JSON: `curl -d` sends a form type by default.
-  const parseJson = express.json({ limit: MAX_BODY_SIZE, strict: true, type: () => true });
+  // Any content type is read as JSON: `curl -d` sends a form type by default. Not strict, so
+  // that `null` or `"abc"` get the same "must be a JSON object" answer as an array.
+  const parseJson = express.json({ limit: MAX_BODY_SIZE, strict: false, type: () => true });
 
   const view = (record: TaskRecord) =>
     describeTask(
@@ -81,7 +82,14 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
       options.terminalRetentionMs(),
     );
 
-  router.get(TASK_API_PATH, (_request, response) => {
+  // A bearer token is optional here, but checked when one is sent: `retry --register` uses
+  // that to learn, before it starts a retry at DriveQuant, whether its token will be taken.
+  router.get(TASK_API_PATH, checkTokenIfSent(requireToken), (request, response) => {
+    if (request.method === 'HEAD') {
+      response.type('json').end();
+      return;
+    }
+
     const tasks = store.list().map(view);
     response.json({ tasks, total: tasks.length, maxTasks: options.maxTasks() });
   });
@@ -210,8 +218,8 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
   });
 
   for (const [path, allow] of [
-    [TASK_API_PATH, 'GET, POST'],
-    [`${TASK_API_PATH}/:taskId`, 'GET, DELETE'],
+    [TASK_API_PATH, 'GET, HEAD, POST'],
+    [`${TASK_API_PATH}/:taskId`, 'GET, HEAD, DELETE'],
   ] as const) {
     router.all(path, (_request, response) => {
       response.set('Allow', allow);
@@ -229,7 +237,10 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
       }
 
       const { status, type } = error as { status?: unknown; type?: unknown };
-      if (type === 'entity.parse.failed') {
+      if (error instanceof URIError) {
+        // The router could not percent-decode the task id, as in `/api/v1/tasks/%`.
+        sendError(response, 400, 'malformed URL: the path is not valid percent-encoding');
+      } else if (type === 'entity.parse.failed') {
         sendError(response, 400, 'the body is not valid JSON; send {"taskId": "..."}');
       } else if (type === 'entity.too.large') {
         sendError(response, 413, `the body is larger than ${MAX_BODY_SIZE}`);
@@ -281,6 +292,18 @@ function createTokenCheck(token: () => Secret | undefined, logger: Logger) {
   };
 }
 
+/** Runs the token check only for a request that sends `Authorization: Bearer ...`. */
+function checkTokenIfSent(check: ReturnType<typeof createTokenCheck>) {
+  return (request: Request, response: Response, next: NextFunction) => {
+    if (!/^Bearer\b/i.test(request.get('authorization') ?? '')) {
+      next();
+      return;
+    }
+
+    check(request, response, next);
+  };
+}
+
 /** The token of an `Authorization: Bearer <token>` header. */
 function parseBearer(header: string | undefined): string | undefined {
   return /^Bearer +(\S+) *$/i.exec(header ?? '')?.[1];
@@ -311,7 +334,11 @@ function isSameToken(given: string, expected: Secret): boolean {
 
 /** The id of a `{"taskId": "..."}` body, or a sentence saying what is wrong with the body. */
 function parseRegistrationBody(body: unknown): { taskId: string } | { error: string } {
-  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+  if (body === undefined) {
+    // No body at all, as `curl -X POST` without `-d` sends: like `{}`.
+    return { error: 'taskId: is required' };
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     return { error: 'the body must be a JSON object: {"taskId": "..."}' };
   }
 

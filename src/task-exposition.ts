@@ -17,7 +17,7 @@ const FAMILIES: Family[] = [
     type: 'gauge',
     help: 'Status of the task: 1 for the current status, 0 for the others.',
     samples(record) {
-      const snapshot = record.snapshot;
+      const snapshot = exportedSnapshot(record);
       if (snapshot === undefined) {
         return '';
       }
@@ -119,7 +119,7 @@ interface Cached<T> {
 }
 
 /** Tasks handled between two turns given to the event loop, so a scrape never blocks it long. */
-const TASKS_PER_SLICE = 2000;
+const TASKS_PER_SLICE = 500;
 
 /** Size of the pieces the block is built from, in bytes. */
 const CHUNK_BYTES = 256 * 1024;
@@ -327,11 +327,21 @@ function snapshotGauge(
     type: 'gauge',
     help,
     samples(record) {
-      const found = record.snapshot === undefined ? undefined : value(record.snapshot);
+      const snapshot = exportedSnapshot(record);
+      const found = snapshot === undefined ? undefined : value(snapshot);
 
       return found === undefined ? '' : `${name}{${taskLabels(record)}} ${found}\n`;
     },
   };
+}
+
+/**
+ * The answer whose values a task exports. A task given up after repeated 404s exports none:
+ * its last answer (IN_PROGRESS, say) no longer describes anything DriveQuant knows, and
+ * would keep stall and duration alerts firing beside the not-found one.
+ */
+function exportedSnapshot(record: TaskRecord): TaskRecord['snapshot'] {
+  return record.notFound ? undefined : record.snapshot;
 }
 
 // task_id is validated against [A-Za-z0-9_-] and task_type sanitised to [A-Z0-9_] before

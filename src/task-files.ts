@@ -5,10 +5,14 @@ import type { Logger } from 'pino';
 import { glob } from 'tinyglobby';
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
 import { TASK_ID_PATTERN } from './config.js';
+import type { Secret } from './secret.js';
 import type { TaskStore } from './task-state.js';
 
 /** Quiet time after a change event before the files are read, in milliseconds. */
 export const DEFAULT_DEBOUNCE_MS = 250;
+
+/** Characters of a bad entry shown in a warning: enough to find it, too few to leak a secret. */
+export const SHOWN_ENTRY_LENGTH = 40;
 
 /** One thing wrong in a task file. */
 export interface TaskFileProblem {
@@ -131,6 +135,11 @@ export interface TaskFileWatcherOptions {
   debounceMs?: number;
   /** Called with the number of ids the store refused for the task limit, after each read. */
   onRefused?: (count: number) => void;
+  /**
+   * The API key and the API token, read at every read of the files (reloads apply): a file
+   * that holds one of them, such as `api_key_file` caught by a glob, is skipped.
+   */
+  secrets?: () => (Secret | undefined)[];
 }
 
 /** Keeps the store's `file` source equal to what the task files list. */
@@ -169,6 +178,8 @@ export function createTaskFileWatcher(options: TaskFileWatcherOptions): TaskFile
   let started = false;
   let closed = false;
   let lastRefusedCount = 0;
+  // Files skipped because they hold a secret, so that the warning comes once, not every read.
+  const secretFiles = new Set<string>();
 
   async function readAll(): Promise<void> {
     const paths = patterns.length === 0 ? [] : await glob(patterns, globOptions());
@@ -176,6 +187,11 @@ export function createTaskFileWatcher(options: TaskFileWatcherOptions): TaskFile
     for (const path of files.keys()) {
       if (!matched.has(path)) {
         files.delete(path);
+      }
+    }
+    for (const path of secretFiles) {
+      if (!matched.has(path)) {
+        secretFiles.delete(path);
       }
     }
     for (const path of paths.sort()) {
@@ -220,12 +236,45 @@ export function createTaskFileWatcher(options: TaskFileWatcherOptions): TaskFile
       return;
     }
 
+    if (holdsSecret(text, options.secrets?.() ?? [])) {
+      // Neither its lines nor its ids may reach a log line, the API or /metrics.
+      files.delete(path);
+      if (!secretFiles.has(path)) {
+        secretFiles.add(path);
+        logger.warn(
+          { file: path },
+          'task file holds the API key or token (api_key_file or api.token_file?); skipped',
+        );
+      }
+      return;
+    }
+    secretFiles.delete(path);
+
     const previous = files.get(path);
     if (previous?.text === text) {
       return;
     }
 
     const parsed = parseTaskFile(path, text);
+    if (parsed.unusable) {
+      const [first] = parsed.problems;
+      const fields = {
+        file: path,
+        line: first?.line,
+        location: `${path}:${first?.line ?? 0}`,
+        problem: first?.message,
+        errors: parsed.problems.length,
+      };
+      if (previous === undefined) {
+        logger.warn(fields, 'task file unusable; none of its tasks are tracked');
+        files.set(path, { text, ids: [] });
+      } else {
+        logger.warn(fields, 'task file unusable; keeping its previous tasks');
+        files.set(path, { text, ids: previous.ids });
+      }
+      return;
+    }
+
     for (const problem of parsed.problems) {
       logger.warn(
         {
@@ -237,12 +286,6 @@ export function createTaskFileWatcher(options: TaskFileWatcherOptions): TaskFile
         'bad entry in task file; skipped',
       );
     }
-    if (parsed.unusable && previous !== undefined) {
-      logger.warn({ file: path }, 'task file unusable; keeping its previous tasks');
-      files.set(path, { text, ids: previous.ids });
-      return;
-    }
-
     files.set(path, { text, ids: parsed.ids });
   }
 
@@ -368,8 +411,20 @@ function describeBadId(text: string): string {
   return `"${printable(text)}" is not a task id (1 to 64 of A-Z a-z 0-9 _ -)`;
 }
 
+/** A short, printable prefix of an entry: a bad line may be anything, a password included. */
 function printable(text: string): string {
-  const clean = text.replace(/[^\x20-\x7e]/g, '?');
+  const clean = text.slice(0, SHOWN_ENTRY_LENGTH + 1).replace(/[^\x20-\x7e]/g, '?');
 
-  return clean.length > 80 ? `${clean.slice(0, 80)}...` : clean;
+  return clean.length > SHOWN_ENTRY_LENGTH ? `${clean.slice(0, SHOWN_ENTRY_LENGTH)}...` : clean;
+}
+
+/** Whether a file's whole text, or one of its lines, is one of the secrets. */
+function holdsSecret(text: string, secrets: (Secret | undefined)[]): boolean {
+  const values = secrets.map((secret) => secret?.reveal() ?? '').filter((value) => value !== '');
+  if (values.length === 0) {
+    return false;
+  }
+  const candidates = new Set([text.trim(), ...text.split(/\r?\n/).map((line) => line.trim())]);
+
+  return values.some((value) => candidates.has(value));
 }

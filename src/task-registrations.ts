@@ -1,7 +1,9 @@
-import type {
-  LoadedRegisteredTasks,
-  RegisteredTask,
-  RegisteredTaskFile,
+import {
+  type LoadedRegisteredTasks,
+  type RegisteredTask,
+  type RegisteredTaskFile,
+  StateFileError,
+  StateFileLockedError,
 } from './task-persistence.js';
 import type { TaskRecord, TaskSource, TaskStore } from './task-state.js';
 
@@ -71,17 +73,21 @@ export class TaskRegistrations {
   }
 
   /**
-   * Reads the state file and tracks what it lists. A damaged file has already been moved
-   * aside by then; what could be read from it is written back at once, so that it is not
-   * lost with the next crash. Returns the load result for the caller to report, and the ids
-   * that did not fit under `max_tasks`.
+   * Locks the state file, reads it and tracks what it lists. A damaged file has already been
+   * moved aside by then; what could be read from it, or taken from another sharding's files,
+   * is written back at once, so that it is not lost with the next crash. Returns the load
+   * result for the caller to report, the ids that did not fit under `max_tasks`, and why the
+   * storage cannot take registrations, if it cannot. Throws StateFileLockedError while
+   * another exporter holds the file.
    */
-  load(): Promise<LoadedRegisteredTasks & { refused: string[] }> {
+  load(): Promise<LoadedRegisteredTasks & { refused: string[]; storageProblem?: string }> {
     return this.#exclusive(async () => {
-      const empty = { tasks: [], problems: [], movedAsideTo: undefined };
+      const storageProblem = await this.#lock();
+      const empty: LoadedRegisteredTasks = { tasks: [], problems: [], movedAsideTo: undefined };
       const loaded = this.#file === undefined ? empty : await this.#file.load(this.#now);
       this.#registered = new Map(loaded.tasks.map((task) => [task.taskId, task]));
-      if (loaded.movedAsideTo !== undefined && loaded.tasks.length > 0) {
+      const rescued = loaded.movedAsideTo !== undefined || loaded.importedFrom !== undefined;
+      if (rescued && loaded.tasks.length > 0 && storageProblem === undefined) {
         await this.#file?.save(this.#registered.values());
       }
 
@@ -92,8 +98,23 @@ export class TaskRegistrations {
         }
       }
 
-      return { ...loaded, refused };
+      return { ...loaded, refused, storageProblem };
     });
+  }
+
+  /** Takes the file's lock; a storage that cannot be written is reported, not fatal. */
+  async #lock(): Promise<string | undefined> {
+    try {
+      await this.#file?.lock();
+    } catch (error) {
+      if (error instanceof StateFileLockedError) {
+        throw error;
+      }
+
+      return describeStorageError(error, this.#file?.path ?? '');
+    }
+
+    return undefined;
   }
 
   /** Registers a task; resolves once that is durable. Throws RegistrationStorageError. */
@@ -186,6 +207,12 @@ export class TaskRegistrations {
     await this.#queue.catch(() => undefined);
   }
 
+  /** Waits for the changes asked for so far, then releases the state file's lock. */
+  async close(): Promise<void> {
+    await this.idle();
+    await this.#file?.unlock();
+  }
+
   async #save(next: Map<string, RegisteredTask>): Promise<void> {
     if (this.#file === undefined) {
       return;
@@ -193,8 +220,7 @@ export class TaskRegistrations {
     try {
       await this.#file.save(next.values());
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-      throw new RegistrationStorageError(`cannot write ${this.#file.path}: ${code}`, error);
+      throw new RegistrationStorageError(describeStorageError(error, this.#file.path), error);
     }
   }
 
@@ -204,4 +230,14 @@ export class TaskRegistrations {
 
     return run;
   }
+}
+
+/** Why the state file cannot be written, in one sentence naming the path. */
+function describeStorageError(error: unknown, path: string): string {
+  if (error instanceof StateFileError) {
+    return error.message;
+  }
+  const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+
+  return `cannot write ${path}: ${code}`;
 }

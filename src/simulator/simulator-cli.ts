@@ -123,22 +123,21 @@ function parseNumberFlag(flag: string, text: string, rules: { integer?: boolean 
 }
 
 /**
- * Runs the simulator alone: `argv` holds the arguments after `simulate`. Resolves once
- * SIGINT or SIGTERM (or `io.stop`) has stopped it; bad arguments set exit code 2.
+ * Runs the simulator alone: `argv` holds the arguments after `simulate`. Resolves with the
+ * exit code once SIGINT or SIGTERM (or `io.stop`) has stopped it: 2 for bad arguments.
  */
-export async function runSimulatorCli(argv: string[], io = processIo): Promise<void> {
+export async function runSimulatorCli(argv: string[], io = processIo): Promise<number> {
   let options: SimulatorCliOptions;
   try {
     options = parseSimulatorArgs(argv);
   } catch (error) {
     io.err(`error: ${(error as Error).message}\n\n${USAGE}`);
-    process.exitCode = 2;
-    return;
+    return 2;
   }
 
   if (options.help) {
     io.out(USAGE);
-    return;
+    return 0;
   }
 
   const sim = await startSimulator({
@@ -160,6 +159,8 @@ export async function runSimulatorCli(argv: string[], io = processIo): Promise<v
   await waitForStop(io.stop);
   await sim.close();
   io.err('DriveQuant simulator stopped');
+
+  return 0;
 }
 
 // A key that came from outside may be a real one: name its source, never print it.

@@ -21,6 +21,8 @@ export interface ExporterConfigSpec {
   retries?: number;
   /** `poll.concurrency`. */
   concurrency?: number;
+  /** `poll.not_found_limit`. */
+  notFoundLimit?: number;
   /** More top-level YAML, appended as is (an `api:` section, for example). */
   extraYaml?: string;
 }
@@ -36,6 +38,7 @@ export function renderExporterConfig(spec: ExporterConfigSpec): string {
     'poll:',
     `  interval: ${spec.interval ?? '1s'}`,
     `  concurrency: ${spec.concurrency ?? 8}`,
+    `  not_found_limit: ${spec.notFoundLimit ?? 3}`,
     'tasks:',
     ...spec.tasks.map((id) => `  - ${id}`),
     spec.extraYaml ?? '',
@@ -50,6 +53,8 @@ export interface ExporterUnderTestOptions extends Omit<ExporterConfigSpec, 'base
   enableLifecycle?: boolean;
   /** `--web.config.file`, absolute. */
   webConfigFile?: string;
+  /** Environment for `${VAR}` in the config; empty by default. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** An exporter started in-process, with its config file, temp dir and captured debug logs. */
@@ -72,7 +77,7 @@ export interface ExporterUnderTest {
 export async function startExporterUnderTest(
   options: ExporterUnderTestOptions,
 ): Promise<ExporterUnderTest> {
-  const { simulator, enableLifecycle, webConfigFile, ...spec } = options;
+  const { simulator, enableLifecycle, webConfigFile, env, ...spec } = options;
   const dir = await createTempDir();
   const configPath = await dir.write(
     'config.yml',
@@ -92,7 +97,7 @@ export async function startExporterUnderTest(
   };
   let exporter: RunningExporter;
   try {
-    exporter = await startExporter({ flags, logger: logs.logger, env: {} });
+    exporter = await startExporter({ flags, logger: logs.logger, env: env ?? {} });
   } catch (error) {
     await dir.remove();
     throw error;

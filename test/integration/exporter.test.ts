@@ -510,17 +510,19 @@ describe('against any server that answers the documented endpoint', () => {
   });
 
   it.each([
-    ['GET', '/nope', 404, 'Not found\n'],
-    ['GET', '/metrics/extra', 404, 'Not found\n'],
-    ['POST', '/metrics', 405, 'Method not allowed\n'],
-    ['DELETE', '/', 405, 'Method not allowed\n'],
-    ['PUT', '/-/ready', 405, 'Method not allowed\n'],
-    ['GET', '/-/healthy', 200, 'Healthy\n'],
-  ])('answers %s %s with %d', async (method, path, status, body) => {
+    ['GET', '/nope', 404, 'Not found\n', null],
+    ['GET', '/metrics/extra', 404, 'Not found\n', null],
+    ['POST', '/metrics', 405, 'Method not allowed\n', 'GET, HEAD'],
+    ['DELETE', '/', 405, 'Method not allowed\n', 'GET, HEAD'],
+    ['PUT', '/-/ready', 405, 'Method not allowed\n', 'GET, HEAD'],
+    ['GET', '/-/reload', 405, 'Method not allowed\n', 'POST'],
+    ['GET', '/-/healthy', 200, 'Healthy\n', null],
+  ])('answers %s %s with %d, and Allow on a 405', async (method, path, status, body, allow) => {
     const { response, text } = await get(`${started?.exporter.url}${path}`, { method });
 
     expect(response.status).toBe(status);
     expect(text).toBe(body);
+    expect(response.headers.get('allow')).toBe(allow);
     expect(response.headers.get('x-powered-by')).toBeNull();
   });
 

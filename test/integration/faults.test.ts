@@ -63,6 +63,8 @@ beforeAll(async () => {
     timeout: '300ms',
     retries: 1,
     concurrency: 16,
+    // Here a 404 is one failing poll among others; giving a task up is task-lifecycle's.
+    notFoundLimit: 1000,
   });
 
   const first = await waitFor(

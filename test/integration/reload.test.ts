@@ -7,6 +7,8 @@ import { viewTask } from '../helpers/task-view.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const API_KEY = 'reload-suite-key';
+/** The exporter's environment: a config that expands it must never show its value. */
+const ENV = { DQ_RELOAD_SECRET: 'SIM-SEKRIT-77' };
 const TASK_SPEC = { items: 1000, pendingMs: 0, itemsPerSecond: 20 } as const;
 
 let simulator: Simulator;
@@ -33,6 +35,7 @@ async function startWith(
     interval: options.interval ?? '200ms',
     timeout: '500ms',
     enableLifecycle: options.enableLifecycle ?? true,
+    env: ENV,
   });
 
   return under;
@@ -155,6 +158,23 @@ describe('an invalid configuration, reloaded', () => {
       edit: (text: string) => `${text}\n  : : [\n`,
       reason: 'YAML syntax',
     },
+    {
+      name: 'a section made of an environment variable',
+      edit: (text: string) =>
+        text.replace(/^drivequant:$/m, 'drivequant: ${DQ_RELOAD_SECRET}\nold:'),
+      reason: 'drivequant: must be a map of keys, got <value from ${DQ_RELOAD_SECRET}>',
+    },
+    {
+      name: 'a YAML alias bomb',
+      edit: (text: string) =>
+        `${text}a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n`,
+      reason: 'YAML: Excessive alias count indicates a resource exhaustion attack',
+    },
+    {
+      name: 'more tasks than poll.max_tasks',
+      edit: (text: string) => `${text.replace('poll:', 'poll:\n  max_tasks: 1')}  - another\n`,
+      reason: 'tasks: 2 ids listed, more than poll.max_tasks (1)',
+    },
   ];
 
   it.each(INVALID_CONFIGS)(
@@ -168,8 +188,10 @@ describe('an invalid configuration, reloaded', () => {
 
       const response = await postReload(exporter.url);
 
+      const answer = await response.text();
       expect(response.status).toBe(500);
-      expect(await response.text()).toContain(reason);
+      expect(answer).toContain(reason);
+      expect(answer).not.toContain(ENV.DQ_RELOAD_SECRET);
       const logged = exporter.logs
         .records()
         .find(
@@ -177,6 +199,7 @@ describe('an invalid configuration, reloaded', () => {
             record.msg === 'configuration reload failed; keeping the running configuration',
         );
       expect(String(logged?.problems)).toContain(reason);
+      expect(exporter.logs.text()).not.toContain(ENV.DQ_RELOAD_SECRET);
       expect(await reloadMetrics(exporter)).toEqual({ successful: 0, timestamp: before.timestamp });
       await waitForSuccess(exporter, taskId, good.lastSuccessSeconds);
       expect(exporter.exporter.store.size).toBe(1);

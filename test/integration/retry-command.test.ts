@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runRetryCommand } from '../../src/retry-command.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
+import { startTestServer, type TestServer } from '../helpers/http-server.js';
 import { createTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { startTestExporter, type TestExporter } from '../helpers/test-exporter.js';
 
@@ -13,6 +14,7 @@ let sim: Simulator;
 let dir: TempDir;
 let configPath: string;
 let exporter: TestExporter | undefined;
+let server: TestServer | undefined;
 
 beforeEach(async () => {
   sim = await startSimulator({ apiKey: API_KEY });
@@ -26,6 +28,8 @@ beforeEach(async () => {
 afterEach(async () => {
   await exporter?.remove();
   exporter = undefined;
+  await server?.close();
+  server = undefined;
   await dir.remove();
   await sim.close();
 });
@@ -58,14 +62,24 @@ async function closedPortUrl(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
-async function startExporter(): Promise<TestExporter> {
+async function startExporter(poll = '{interval: 1h}', yaml = ''): Promise<TestExporter> {
   exporter = await startTestExporter({
     baseUrl: sim.url,
     apiKey: API_KEY,
-    yaml: `api: {token: ${TOKEN}}\npoll: {interval: 1h}`,
+    yaml: `api: {token: ${TOKEN}}\npoll: ${poll}\n${yaml}`,
   });
 
   return exporter;
+}
+
+/** A config whose DriveQuant is a local server that answers as `handle` says. */
+async function configForDriveQuant(handle: Parameters<typeof startTestServer>[0]): Promise<string> {
+  server = await startTestServer(handle);
+
+  return dir.write(
+    'odd-drivequant.yaml',
+    `drivequant:\n  base_url: ${server.url}\n  api_key: \${DQ_KEY}\n  timeout: 500ms\n`,
+  );
 }
 
 describe('retry trips|crashes', () => {
@@ -134,6 +148,33 @@ describe('retry trips|crashes', () => {
     expect(sim.taskIds()).toEqual([]);
   });
 
+  it('says DriveQuant accepted the retry when a 200 answer cannot be read, and exits 1', async () => {
+    const odd = await configForDriveQuant((_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/html' }).end('<html>maintenance</html>');
+    });
+
+    const run = await retry(['trips', `--config.file=${odd}`]);
+
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(
+      'drivequant-task-exporter retry: DriveQuant accepted the retry of failed trips (HTTP 200) but its answer could not be read (the answer is not JSON): the retry may have started, with a task id nobody knows; check with DriveQuant before retrying again\n',
+    );
+    expect(run.stderr).not.toContain('refused');
+  });
+
+  it('says the retry may have started when DriveQuant does not answer in time', async () => {
+    const odd = await configForDriveQuant(() => undefined);
+
+    const run = await retry(['crashes', `--config.file=${odd}`]);
+
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(
+      'drivequant-task-exporter retry: DriveQuant did not answer the retry of failed crashes in time: the retry may have started; check with DriveQuant before retrying again\n',
+    );
+    expect(server?.requests.map((request) => request.method)).toEqual(['POST']);
+  });
+
   it('exits 1 with the config error for a config it cannot use', async () => {
     const run = await retry(['trips', `--config.file=${configPath}`], { DQ_KEY: undefined });
 
@@ -177,20 +218,38 @@ describe('retry --register', () => {
     expect(running.exporter.store.size).toBe(1);
   });
 
-  it('says the task started but was not registered when the exporter refuses the token', async () => {
+  it('checks the token with the exporter first, and starts no retry when it is refused', async () => {
     const running = await startExporter();
 
     const run = await retry(['trips', `--config.file=${configPath}`, '--register', running.url], {
       DRIVEQUANT_EXPORTER_TOKEN: 'wrong-token',
     });
 
-    const [taskId] = sim.taskIds();
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(new RegExp(`^task ${taskId}: \\d+ items\\n$`));
+    expect(run.stdout).toBe('');
     expect(run.stderr).toBe(
-      `drivequant-task-exporter retry: task ${taskId} was started but not registered with ${running.url}/api/v1/tasks: HTTP 401: wrong bearer token\n`,
+      `drivequant-task-exporter retry: the exporter at ${running.url}/api/v1/tasks answered HTTP 401: the token was refused (check --token-file, DRIVEQUANT_EXPORTER_TOKEN or api.token); no retry was started\n`,
     );
     expect(run.stderr).not.toContain('wrong-token');
+    expect(sim.taskIds()).toEqual([]);
+  });
+
+  it('says the task started but was not registered when the exporter refuses the registration', async () => {
+    const tracked = sim.addTask({ frozen: { status: 'IN_PROGRESS', remainingItems: 5 } });
+    const running = await startExporter('{interval: 1h, max_tasks: 1}', `tasks: [${tracked}]`);
+
+    const run = await retry(['trips', `--config.file=${configPath}`, '--register', running.url], {
+      DRIVEQUANT_EXPORTER_TOKEN: TOKEN,
+    });
+
+    const taskId = sim.taskIds().find((id) => id !== tracked);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(new RegExp(`^task ${taskId}: \\d+ items\\n$`));
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^drivequant-task-exporter retry: task ${taskId} was started but not registered with ${running.url}/api/v1/tasks: HTTP 429: task limit reached`,
+      ),
+    );
   });
 
   it('refuses to start a retry it could not register, when no token is given', async () => {
@@ -208,7 +267,7 @@ describe('retry --register', () => {
     expect(sim.taskIds()).toEqual([]);
   });
 
-  it('reports an exporter that cannot be reached', async () => {
+  it('reports an exporter that cannot be reached, before starting a retry', async () => {
     const closedUrl = await closedPortUrl();
 
     const run = await retry(['trips', `--config.file=${configPath}`, '--register', closedUrl], {
@@ -216,8 +275,75 @@ describe('retry --register', () => {
     });
 
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain(
-      `was started but not registered with ${closedUrl}/api/v1/tasks: cannot connect (ECONNREFUSED)\n`,
+    expect(run.stderr).toBe(
+      `drivequant-task-exporter retry: cannot reach the exporter at ${closedUrl}/api/v1/tasks: cannot connect (ECONNREFUSED); no retry was started\n`,
     );
+    expect(sim.taskIds()).toEqual([]);
+  });
+});
+
+describe('retry --register with a user and password in the URL', () => {
+  const PASSWORD = 'url-password-do-not-print';
+
+  function withUserinfo(url: string): string {
+    return url.replace('://', `://alice:${PASSWORD}@`);
+  }
+
+  it('never prints them when the exporter cannot be reached', async () => {
+    const closedUrl = await closedPortUrl();
+
+    const run = await retry(
+      ['trips', `--config.file=${configPath}`, '--register', withUserinfo(closedUrl)],
+      { DRIVEQUANT_EXPORTER_TOKEN: TOKEN },
+    );
+
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`cannot reach the exporter at ${closedUrl}/api/v1/tasks`);
+    expect(run.stderr).not.toContain(PASSWORD);
+    expect(run.stderr).not.toContain('alice');
+  });
+
+  it('never prints them when the registration fails after the retry started', async () => {
+    server = await startTestServer((request, response) => {
+      if (request.method === 'HEAD') {
+        response.writeHead(200).end();
+      } else {
+        request.socket.destroy();
+      }
+    });
+
+    const run = await retry(
+      ['trips', `--config.file=${configPath}`, '--register', withUserinfo(server.url)],
+      { DRIVEQUANT_EXPORTER_TOKEN: TOKEN },
+    );
+
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`was started but not registered with ${server.url}/api/v1/tasks`);
+    expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+  });
+
+  it('registers with the bearer token alone and prints the address without them', async () => {
+    const running = await startExporter();
+
+    const run = await retry(
+      ['trips', `--config.file=${configPath}`, '--register', withUserinfo(running.url)],
+      { DRIVEQUANT_EXPORTER_TOKEN: TOKEN },
+    );
+
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`registered with ${running.url}/api/v1/tasks\n`);
+    expect(run.stdout + run.stderr).not.toContain(PASSWORD);
+  });
+
+  it('never echoes them in a usage error', async () => {
+    const run = await retry([
+      'trips',
+      `--config.file=${configPath}`,
+      `--register=http://alice:${PASSWORD}@bad host`,
+    ]);
+
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--register: the URL is not an http:// or https:// URL');
+    expect(run.stderr).not.toContain(PASSWORD);
   });
 });

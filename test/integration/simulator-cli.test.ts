@@ -31,7 +31,7 @@ describe('runSimulatorCli', () => {
       headers: { 'x-dq-enterprise-api-key': 'cli-key' },
     });
     stop.abort();
-    await running;
+    const exitCode = await running;
 
     const ids = out.join('\n').split('\n');
     expect(response.status).toBe(200);
@@ -39,17 +39,19 @@ describe('runSimulatorCli', () => {
     expect(ids.slice(0, DEMO_TASK_IDS.length)).toEqual(DEMO_TASK_IDS);
     expect(err.join('\n')).not.toContain('cli-key');
     expect(err.at(-1)).toBe('DriveQuant simulator stopped');
+    expect(exitCode).toBe(0);
   });
 
-  it('reports a bad flag with exit code 2 instead of starting', async () => {
+  it.each([
+    [['--tasks=many'], '--tasks: "many" is not a whole number of 0 or more'],
+    [['--tasks=-1'], '--tasks: "-1" is not a whole number of 0 or more'],
+    [['--bogus'], "Unknown option '--bogus'"],
+  ])('reports %j with exit code 2 instead of starting', async (argv, message) => {
     const err: string[] = [];
-    const previousExitCode = process.exitCode;
 
-    await runSimulatorCli(['--tasks=many'], { out: () => {}, err: (line) => err.push(line) });
-    const exitCode = process.exitCode;
-    process.exitCode = previousExitCode;
+    const exitCode = await runSimulatorCli(argv, { out: () => {}, err: (line) => err.push(line) });
 
     expect(exitCode).toBe(2);
-    expect(err[0]).toContain('--tasks: "many" is not a whole number of 0 or more');
+    expect(err[0]).toContain(message);
   });
 });

@@ -1,7 +1,11 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { shardOf } from '../../src/shard.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
+import { createTempDir } from '../helpers/temp-dir.js';
 import { startTestExporter, type TestExporter } from '../helpers/test-exporter.js';
 
 const API_KEY = 'simulator-key';
@@ -103,6 +107,29 @@ describe('GET /api/v1/tasks', () => {
     const response = await fetch(`${exporter.url}${TASKS_URL}`);
 
     expect(response.status).toBe(200);
+  });
+
+  it('checks a bearer token when one is sent, with GET and HEAD, and changes nothing', async () => {
+    await start(`api: {token: ${TOKEN}}`);
+
+    const right = await call('HEAD', TASKS_URL, { token: TOKEN });
+    const wrong = await call('HEAD', TASKS_URL, { token: 'nope' });
+    const wrongGet = await call('GET', TASKS_URL, { token: 'nope' });
+
+    expect(right.status).toBe(200);
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(wrongGet.status).toBe(401);
+    expect(await wrongGet.json()).toEqual({ error: 'wrong bearer token' });
+    expect(running?.exporter.store.size).toBe(0);
+  });
+
+  it('answers 403 to a bearer token when the task API is read-only', async () => {
+    await start('');
+
+    const response = await call('HEAD', TASKS_URL, { token: TOKEN });
+
+    expect(response.status).toBe(403);
   });
 });
 
@@ -263,6 +290,8 @@ describe('POST /api/v1/tasks', () => {
       ['malformed JSON', '{"taskId": ', 'the body is not valid JSON; send {"taskId": "..."}'],
       ['an empty body', '', 'taskId: is required'],
       ['a JSON array', '["abc"]', 'the body must be a JSON object: {"taskId": "..."}'],
+      ['JSON null', 'null', 'the body must be a JSON object: {"taskId": "..."}'],
+      ['a JSON string', '"abc"', 'the body must be a JSON object: {"taskId": "..."}'],
       ['a missing taskId', '{}', 'taskId: is required'],
       ['a numeric taskId', '{"taskId": 6753}', 'taskId: must be a string, got 6753'],
       [
@@ -286,6 +315,24 @@ describe('POST /api/v1/tasks', () => {
       expect(response.headers.get('content-type')).toMatch(/^application\/json/);
       expect(await response.json()).toEqual({ error });
       expect(running?.exporter.store.size).toBe(0);
+    });
+
+    it('answers "taskId: is required" to a request without any body, as curl -X POST sends', async () => {
+      const exporter = await start(`api: {token: ${TOKEN}}`);
+      const { hostname, port } = new URL(exporter.url);
+
+      // Neither Content-Length nor Transfer-Encoding: fetch and node:http always send one.
+      const socket = connect(Number(port), hostname);
+      socket.end(
+        `POST ${TASKS_URL} HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`,
+      );
+      let answer = '';
+      for await (const chunk of socket) {
+        answer += chunk;
+      }
+
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer.split('\r\n\r\n')[1]).toBe('{"error":"taskId: is required"}');
     });
 
     it('answers 413 JSON for a body over 16kb', async () => {
@@ -316,8 +363,8 @@ describe('POST /api/v1/tasks', () => {
       const response = await call('PUT', TASKS_URL, { token: TOKEN, body: '{}' });
 
       expect(response.status).toBe(405);
-      expect(response.headers.get('allow')).toBe('GET, POST');
-      expect(await response.json()).toEqual({ error: 'method not allowed; use GET, POST' });
+      expect(response.headers.get('allow')).toBe('GET, HEAD, POST');
+      expect(await response.json()).toEqual({ error: 'method not allowed; use GET, HEAD, POST' });
     });
   });
 
@@ -340,23 +387,31 @@ describe('POST /api/v1/tasks', () => {
   });
 
   describe('a state file that cannot be written', () => {
-    it('answers 503, leaves the task untracked, and counts a storage_error', async () => {
+    it('starts all the same, then answers 503 saying storage.path is not a directory', async () => {
+      const dir = await createTempDir();
+      const inTheWay = await dir.write('not-a-directory', 'a file');
       const exporter = await startTestExporter({
         baseUrl: sim.url,
         apiKey: API_KEY,
+        dir,
         yaml: `api: {token: ${TOKEN}}\nstorage: {path: ./not-a-directory}`,
       });
       running = exporter;
-      await writeFile(join(exporter.dir.path, 'not-a-directory'), 'a file');
 
       const response = await register('abc');
 
       expect(response.status).toBe(503);
-      expect(((await response.json()) as { error: string }).error).toMatch(
-        /^the registration could not be saved: cannot write .*registered-tasks.json/,
-      );
+      expect(await response.json()).toEqual({
+        error: `the registration could not be saved: storage.path ${inTheWay} is not a directory (a file is in the way)`,
+      });
       expect(exporter.exporter.store.get('abc')).toBeUndefined();
       expect(await refusedCount('storage_error')).toBe(1);
+      expect(exporter.logs.records()).toContainEqual(
+        expect.objectContaining({
+          level: 'warn',
+          msg: 'storage.path cannot be used; task registrations will fail until it is fixed',
+        }),
+      );
     });
   });
 });
@@ -444,6 +499,19 @@ describe('DELETE /api/v1/tasks/{taskId}', () => {
   });
 });
 
+describe('a path that is not valid percent-encoding', () => {
+  it.each(['GET', 'DELETE'])('answers %s with 400 malformed URL', async (method) => {
+    await start(`api: {token: ${TOKEN}}`);
+
+    const response = await call(method, `${TASKS_URL}/%`, { token: TOKEN });
+
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: 'malformed URL: the path is not valid percent-encoding',
+    });
+  });
+});
+
 describe('the landing page', () => {
   it('shows each task with its source and the registration command, never the token', async () => {
     const taskId = activeTask();
@@ -478,5 +546,94 @@ describe('persistence across a restart', () => {
 
     expect(running.exporter.store.list().map((record) => record.taskId)).toEqual([kept]);
     expect(running.exporter.store.get(kept)?.sources).toEqual(new Set(['api']));
+  });
+});
+
+describe('exporters that share storage.path', () => {
+  /** Task ids the simulator knows, one owned by each of two shards. */
+  function taskPerShard(): [string, string] {
+    const owned: (string | undefined)[] = [undefined, undefined];
+    while (owned.includes(undefined)) {
+      const taskId = activeTask();
+      owned[shardOf(taskId, 2)] ??= taskId;
+    }
+
+    return owned as [string, string];
+  }
+
+  function startShard(dir: TestExporter['dir'], index: number): Promise<TestExporter> {
+    return startTestExporter({
+      baseUrl: sim.url,
+      apiKey: API_KEY,
+      dir,
+      yaml: `api: {token: ${TOKEN}}\npoll: {interval: 1h}`,
+      args: [`--shard.index=${index}`, '--shard.total=2'],
+    });
+  }
+
+  async function registerWith(exporter: TestExporter, taskId: string): Promise<number> {
+    const response = await fetch(`${exporter.url}${TASKS_URL}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ taskId }),
+    });
+
+    return response.status;
+  }
+
+  it('refuses to start a second one without sharding, naming the lock file and the holder', async () => {
+    const first = await start(`api: {token: ${TOKEN}}`);
+    const lockPath = join(first.dir.path, 'data', 'registered-tasks.json.lock');
+
+    const second = startTestExporter({
+      baseUrl: sim.url,
+      apiKey: API_KEY,
+      dir: first.dir,
+      yaml: `api: {token: ${TOKEN}}`,
+    });
+
+    await expect(second).rejects.toThrow(
+      `is in use by another exporter (process ${process.pid}, lock file ${lockPath})`,
+    );
+    expect(await register(activeTask())).toHaveProperty('status', 201);
+  });
+
+  it('runs one per shard, each keeping its own registrations across a restart', async () => {
+    const dir = await createTempDir();
+    const owned = taskPerShard();
+    const shards = [await startShard(dir, 0), await startShard(dir, 1)];
+
+    const statuses = [
+      await registerWith(shards[0] as TestExporter, owned[0]),
+      await registerWith(shards[1] as TestExporter, owned[1]),
+    ];
+    await Promise.all(shards.map((shard) => shard.close()));
+    const restarted = [await startShard(dir, 0), await startShard(dir, 1)];
+    const kept = restarted.map((shard) => shard.exporter.store.list().map((task) => task.taskId));
+    await Promise.all(restarted.map((shard) => shard.close()));
+    await dir.remove();
+
+    expect(statuses).toEqual([201, 201]);
+    expect(kept).toEqual([[owned[0]], [owned[1]]]);
+  });
+
+  it('takes over a lock left by a process that no longer runs', async () => {
+    const dir = await createTempDir();
+    const child = spawnSync(process.execPath, ['-e', '']);
+    await mkdir(join(dir.path, 'data'));
+    const lockPath = join(dir.path, 'data', 'registered-tasks.json.lock');
+    await writeFile(lockPath, `${child.pid}\n`);
+
+    running = await startTestExporter({
+      baseUrl: sim.url,
+      apiKey: API_KEY,
+      dir,
+      yaml: `api: {token: ${TOKEN}}`,
+    });
+    const held = await readFile(lockPath, 'utf8');
+    await running.close();
+
+    expect(held.split('\n')[0]).toBe(String(process.pid));
+    await expect(readFile(lockPath)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

@@ -1,6 +1,7 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Secret } from '../../src/secret.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
 import { createTaskFileWatcher, type TaskFileWatcher } from '../../src/task-files.js';
 import { TaskStore } from '../../src/task-state.js';
@@ -37,13 +38,18 @@ function fileIds(): string[] {
     .sort();
 }
 
-async function watch(patterns: string[], intervalMs = HOUR_MS): Promise<TaskFileWatcher> {
+async function watch(
+  patterns: string[],
+  intervalMs = HOUR_MS,
+  secrets: Secret[] = [],
+): Promise<TaskFileWatcher> {
   watcher = createTaskFileWatcher({
     patterns: patterns.map((pattern) => join(dir.path, pattern)),
     intervalMs,
     store,
     logger: logs.logger,
     debounceMs: 20,
+    secrets: () => secrets,
   });
   await watcher.refresh();
   watcher.start();
@@ -81,6 +87,44 @@ describe('reading', () => {
       location: `${path}:2`,
       problem: '"bad id here" is not a task id (1 to 64 of A-Z a-z 0-9 _ -)',
     });
+  });
+
+  it('shows no more than a 40-character printable prefix of a bad line', async () => {
+    const secretLine = `password=${'x'.repeat(31)}SECRET-TAIL\u0007`;
+    await dir.write('tasks.d/a.txt', `${secretLine}\n`);
+
+    await watch(['tasks.d/*.txt']);
+
+    const warning = logs
+      .records()
+      .find((record) => record.msg === 'bad entry in task file; skipped');
+    expect(warning?.problem).toBe(
+      `"password=${'x'.repeat(31)}..." is not a task id (1 to 64 of A-Z a-z 0-9 _ -)`,
+    );
+    expect(logs.text()).not.toContain('SECRET-TAIL');
+  });
+
+  it('skips a file that holds the API key or the token, naming the file and not its content', async () => {
+    const key = 'dqApiKey0123456789abcdef';
+    const token = 'exporterToken0123456789';
+    const keyFile = await dir.write('tasks.d/api-key.txt', `${key}\n`);
+    await dir.write('token', `${token}\n`);
+    await symlink(join(dir.path, 'token'), join(dir.path, 'tasks.d', 'linked.txt'));
+    await dir.write('tasks.d/real.txt', 'real-task\n');
+
+    const files = await watch(['tasks.d/*.txt'], HOUR_MS, [new Secret(key), new Secret(token)]);
+    await files.refresh();
+
+    expect(fileIds()).toEqual(['real-task']);
+    const warnings = logs
+      .records()
+      .filter((record) => String(record.msg).startsWith('task file holds the API key'));
+    expect(warnings.map((record) => record.file)).toEqual([
+      keyFile,
+      join(dir.path, 'tasks.d', 'linked.txt'),
+    ]);
+    expect(logs.text()).not.toContain(key);
+    expect(logs.text()).not.toContain(token);
   });
 
   it('reports a bad line once, not at every re-read of an unchanged file', async () => {
@@ -131,7 +175,7 @@ describe('changes', () => {
     await waitFor(() => fileIds().join(',') === 'late-task', { what: 'the late file' });
   });
 
-  it('keeps the previous ids of a YAML file that no longer parses', async () => {
+  it('keeps the previous ids of a YAML file that no longer parses, saying why and where', async () => {
     const path = await dir.write('tasks.d/a.yaml', '- abc\n- def\n');
     await watch(['tasks.d/*.yaml']);
 
@@ -145,6 +189,33 @@ describe('changes', () => {
     );
 
     expect(fileIds()).toEqual(['abc', 'def']);
+    const warning = logs
+      .records()
+      .find((record) => record.msg === 'task file unusable; keeping its previous tasks');
+    expect(warning).toMatchObject({
+      file: path,
+      line: 3,
+      location: `${path}:3`,
+      problem: expect.stringMatching(/^YAML syntax: .*flow sequence/i),
+    });
+  });
+
+  it('says why and where a YAML file is unusable at its first read', async () => {
+    const path = await dir.write('tasks.d/a.yaml', 'tasks:\n  - abc\n\t- def\n');
+
+    await watch(['tasks.d/*.yaml']);
+
+    expect(fileIds()).toEqual([]);
+    expect(logs.records()).toContainEqual(
+      expect.objectContaining({
+        level: 'warn',
+        msg: 'task file unusable; none of its tasks are tracked',
+        file: path,
+        line: 3,
+        location: `${path}:3`,
+        problem: expect.stringMatching(/^YAML syntax: /),
+      }),
+    );
   });
 
   it('does not bring back a task that finished and was dropped after its retention', async () => {
@@ -192,6 +263,31 @@ describe('in the exporter', () => {
       const response = await fetch(`${exporter.url}/api/v1/tasks/${taskId}`);
 
       expect(await response.json()).toMatchObject({ taskId, sources: ['file'], state: 'PENDING' });
+    } finally {
+      await exporter.close();
+    }
+  });
+
+  it('never tracks, exports or logs the api.token_file that a glob matches', async () => {
+    const token = 'exporterToken0123456789abcdef';
+    await dir.write('tasks.d/token.txt', `${token}\n`);
+    const exporter = await startTestExporter({
+      baseUrl: sim.url,
+      apiKey: 'key',
+      dir,
+      yaml: 'poll: {interval: 1h}\napi: {token_file: tasks.d/token.txt}\ntask_files: [tasks.d/*]',
+    });
+
+    try {
+      await exporter.exporter.poller.runCycle();
+      const metrics = await (await fetch(`${exporter.url}/metrics`)).text();
+
+      expect(exporter.exporter.store.size).toBe(0);
+      expect(metrics).not.toContain(token);
+      expect(exporter.logs.text()).not.toContain(token);
+      expect(exporter.logs.records()).toContainEqual(
+        expect.objectContaining({ level: 'warn', file: join(dir.path, 'tasks.d', 'token.txt') }),
+      );
     } finally {
       await exporter.close();
     }

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
@@ -149,12 +149,25 @@ describe('max_tasks', () => {
     );
   });
 
-  it('counts the configured tasks that do not fit', async () => {
-    const ids = [task('PENDING'), task('PENDING'), task('PENDING')];
+  // A config listing more than max_tasks is refused outright; room can still run out when
+  // other sources fill the store first.
+  it('counts the configured tasks that find no room on a reload', async () => {
+    const configured = [task('PENDING')];
+    const exporter = await start(
+      `poll: {interval: 1h, max_tasks: 2}\ntasks: ${JSON.stringify(configured)}`,
+    );
+    const registered = await register(task('PENDING'));
+    const added = task('PENDING');
+    const text = await readFile(exporter.configPath, 'utf8');
+    const listed = JSON.stringify([...configured, added]);
+    await writeFile(exporter.configPath, text.replace(JSON.stringify(configured), listed));
 
-    await start(`poll: {interval: 1h, max_tasks: 2}\ntasks: ${JSON.stringify(ids)}`);
+    const outcome = await exporter.exporter.reload();
 
-    expect(running?.exporter.store.size).toBe(2);
+    expect(registered.status).toBe(201);
+    expect(outcome).toEqual({ ok: true });
+    expect(exporter.exporter.store.size).toBe(2);
+    expect(exporter.exporter.store.get(added)).toBeUndefined();
     expect(await metrics()).toContain(
       'drivequant_task_registrations_refused_total{reason="max_tasks"} 1',
     );

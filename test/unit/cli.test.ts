@@ -34,12 +34,12 @@ function usageErrorOf(argv: string[]): string {
 }
 
 describe('parseCommandLine', () => {
-  it('runs on :9850 at info level with JSON logs when given nothing', () => {
-    const flags = runFlags([]);
+  it('runs on :9850 at info level with JSON logs when given only the config file', () => {
+    const flags = runFlags(['--config.file=dq.yaml']);
 
     expect(DEFAULT_LISTEN_ADDRESS).toBe(':9850');
     expect(flags).toEqual({
-      configFile: undefined,
+      configFile: 'dq.yaml',
       listen: { host: undefined, port: 9850 },
       logLevel: 'info',
       logFormat: 'json',
@@ -59,7 +59,6 @@ describe('parseCommandLine', () => {
       '--log.level=debug',
       '--log.format=logfmt',
       '--config.check',
-      '--demo',
       '--web.enable-lifecycle',
       '--web.config.file=web.yaml',
       '--shard.index=1',
@@ -72,11 +71,17 @@ describe('parseCommandLine', () => {
       logLevel: 'debug',
       logFormat: 'logfmt',
       configCheck: true,
-      demo: true,
+      demo: false,
       enableLifecycle: true,
       webConfigFile: 'web.yaml',
       shard: { index: 1, total: 3 },
     });
+  });
+
+  it('runs the demo without a config file', () => {
+    const flags = runFlags(['--demo']);
+
+    expect(flags).toMatchObject({ demo: true, configFile: undefined });
   });
 
   it.each([
@@ -100,6 +105,28 @@ describe('parseCommandLine', () => {
     [['--log.level=trace'], '--log.level: "trace" is not one of debug, info, warn, error'],
     [['--log.format=text'], '--log.format: "text" is not one of json, logfmt'],
     [['--demo', 'now'], 'unexpected argument "now"'],
+    [[], '--config.file is required (or try --demo)'],
+    [['--config.check'], '--config.file is required (or try --demo)'],
+    [
+      ['--demo', '--config.file=nonexist.yaml', '--config.check'],
+      '--demo and --config.file exclude each other: the demo brings its own configuration',
+    ],
+    [
+      ['--config.file=c.yaml', '--shard.index=0', '--shard.total=1e1'],
+      '--shard.total: "1e1" is not a whole number from 1 to 1000',
+    ],
+    [
+      ['--config.file=c.yaml', '--shard.index=0x0', '--shard.total=2'],
+      '--shard.index: "0x0" is not a whole number from 0 to 1',
+    ],
+    [
+      ['--config.file=c.yaml', '--shard.index=', '--shard.total=2'],
+      '--shard.index: "" is not a whole number from 0 to 1',
+    ],
+    [
+      ['--config.file=c.yaml', '--shard.index=1.0', '--shard.total=2'],
+      '--shard.index: "1.0" is not a whole number from 0 to 1',
+    ],
     [['--shard.index=0'], '--shard.index and --shard.total go together'],
     [
       ['--shard.index=0', '--shard.total=0'],
@@ -195,6 +222,7 @@ describe('main', () => {
 
   afterEach(async () => {
     vi.restoreAllMocks();
+    vi.unstubAllEnvs();
     await dir.remove();
   });
 
@@ -246,17 +274,64 @@ describe('main', () => {
     );
   });
 
-  it('exits 1 from --config.check without a config file', async () => {
+  it('exits 2 from --config.check without a config file, as from any usage error', async () => {
     const code = await main(['--config.check']);
 
-    expect(code).toBe(1);
-    expect(stderr).toContain('--config.file is required');
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'drivequant-task-exporter: --config.file is required (or try --demo)\nTry --help.\n',
+    );
   });
 
-  it('exits 1 without starting when there is neither a config file nor --demo', async () => {
+  it('exits 2 without starting when there is neither a config file nor --demo', async () => {
     const code = await main(['--web.listen-address=127.0.0.1:0']);
 
-    expect(code).toBe(1);
-    expect(stderr).toBe('drivequant-task-exporter: --config.file is required (or try --demo)\n');
+    expect(code).toBe(2);
+    expect(stderr).toBe(
+      'drivequant-task-exporter: --config.file is required (or try --demo)\nTry --help.\n',
+    );
   });
+
+  it('exits 2 from --demo with a config file, which the demo would ignore', async () => {
+    const code = await main(['--demo', '--config.file=nonexist.yaml', '--config.check']);
+
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('--demo and --config.file exclude each other');
+  });
+
+  it('exits 1 from --config.check on more tasks than poll.max_tasks', async () => {
+    const path = await dir.write(
+      'config.yaml',
+      'drivequant:\n  api_key: k\npoll:\n  max_tasks: 2\ntasks: [a, b, c]\n',
+    );
+
+    const code = await main([`--config.file=${path}`, '--config.check']);
+
+    expect(code).toBe(1);
+    expect(stderr).toContain('tasks: 3 ids listed, more than poll.max_tasks (2)');
+  });
+
+  it('does not print a value from the environment when --config.check refuses it', async () => {
+    vi.stubEnv('DQ_CLI_TEST_KEY', 'SIM-SEKRIT-77');
+    const path = await dir.write('config.yaml', 'drivequant: ${DQ_CLI_TEST_KEY}\n');
+
+    const code = await main([`--config.file=${path}`, '--config.check']);
+
+    expect(code).toBe(1);
+    expect(stderr).toContain(
+      'drivequant: must be a map of keys, got <value from ${DQ_CLI_TEST_KEY}>',
+    );
+    expect(stderr).not.toContain('SIM-SEKRIT-77');
+  });
+
+  it.each([[['simulate', '--bogus']], [['simulate', '--tasks=-1']]])(
+    'exits 2 from %j with a message, without starting the simulator',
+    async (argv) => {
+      const code = await main(argv);
+
+      expect(code).toBe(2);
+      expect(stderr).toMatch(/^error: .*(--bogus|--tasks)/);
+    },
+  );
 });

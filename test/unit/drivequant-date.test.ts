@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { formatDriveQuantDate } from '../../src/drivequant-date.js';
+import { formatDriveQuantDate, parseDriveQuantDate } from '../../src/drivequant-date.js';
 
 const documentedCreatedAtMs = Date.UTC(2024, 11, 9, 14, 14, 17, 574);
 const originalTz = process.env.TZ;
@@ -33,6 +33,23 @@ describe('formatDriveQuantDate', () => {
       // Proves the zone really changed, so the assertion below is not vacuous.
       expect(new Date(documentedCreatedAtMs).getTimezoneOffset()).not.toBe(0);
       expect(formatted).toBe('2024-12-09T14:14:17.574+0000');
+    },
+  );
+});
+
+describe('parseDriveQuantDate', () => {
+  it.each([
+    ['+14:00', '2024-12-10T04:14:17.574+14:00'],
+    ['-1400', '2024-12-09T00:14:17.574-1400'],
+    ['+0545', '2024-12-09T19:59:17.574+0545'],
+  ])('reads the real offset %s', (_offset, text) => {
+    expect(parseDriveQuantDate(text)).toBe(documentedCreatedAtMs);
+  });
+
+  it.each(['+9999', '+2460', '+1401', '-14:01', '+1500', '-0060'])(
+    'refuses the impossible offset %s',
+    (offset) => {
+      expect(parseDriveQuantDate(`2024-12-09T14:14:17.574${offset}`)).toBeUndefined();
     },
   );
 });

@@ -166,6 +166,21 @@ describe('TaskExposition', () => {
     expect(sampleValue(scrape, 'drivequant_task_not_found', { task_id: UNPOLLED_ID })).toBe(1);
     expect(sampleValue(scrape, 'drivequant_task_poll_errors_total')).toBe(2);
   });
+
+  it('exports no status or item series for a task given up after repeated 404s', () => {
+    store.syncSource('config', [DOCUMENTED_ID]);
+    store.recordSuccess(DOCUMENTED_ID, DOCUMENTED);
+    store.recordFailure(DOCUMENTED_ID, 'not_found', 'DriveQuant answered HTTP 404');
+    store.recordFailure(DOCUMENTED_ID, 'not_found', 'DriveQuant answered HTTP 404');
+
+    const names = new Set(parseScrape(exposition.render()).samples.map((sample) => sample.name));
+
+    expect([...names].sort()).toEqual([
+      'drivequant_task_last_poll_success_timestamp_seconds',
+      'drivequant_task_not_found',
+      'drivequant_task_poll_errors_total',
+    ]);
+  });
 });
 
 describe('the render cache', () => {

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { RegisteredTaskFile } from '../../src/task-persistence.js';
+import { RegisteredTaskFile, StateFileLockedError } from '../../src/task-persistence.js';
 import { RegistrationStorageError, TaskRegistrations } from '../../src/task-registrations.js';
 import type { TaskSnapshot } from '../../src/task-snapshot.js';
 import { TaskStore } from '../../src/task-state.js';
@@ -24,6 +24,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
+  await registrations.close();
   await dir.remove();
 });
 
@@ -70,7 +71,7 @@ describe('register', () => {
     const existing = registrations.register('abc');
 
     await expect(added).rejects.toBeInstanceOf(RegistrationStorageError);
-    await expect(existing).rejects.toThrow(/^cannot write .*registered-tasks\.json: E/);
+    await expect(existing).rejects.toThrow(/^storage\.path .*data is not a directory/);
     expect(store.get('new-task')).toBeUndefined();
     expect(store.get('abc')?.sources).toEqual(new Set(['config']));
   });
@@ -171,6 +172,48 @@ describe('load', () => {
     expect(loaded.refused).toEqual(['d']);
     expect(refusedAfterRoom).toEqual([]);
     expect(store.list().map((record) => record.taskId)).toEqual(['b', 'c', 'd']);
+  });
+
+  it('fails while another exporter holds the state file, and tracks nothing', async () => {
+    await file.save([{ taskId: 'abc', registeredAtMs: nowMs }]);
+    const other = new TaskRegistrations({
+      store,
+      file: new RegisteredTaskFile(join(dir.path, 'data')),
+    });
+
+    const loading = other.load();
+
+    await expect(loading).rejects.toBeInstanceOf(StateFileLockedError);
+    expect(store.size).toBe(0);
+  });
+
+  it('reports a storage.path that is not a directory instead of failing, and releases the lock on close', async () => {
+    await writeFile(join(dir.path, 'data'), 'not a directory');
+    const elsewhere = new RegisteredTaskFile(join(dir.path, 'elsewhere'));
+    const working = new TaskRegistrations({ store, file: elsewhere });
+
+    const loaded = await registrations.load();
+    await working.load();
+    await working.close();
+
+    expect(loaded.storageProblem).toBe(
+      `storage.path ${join(dir.path, 'data')} is not a directory (a file is in the way)`,
+    );
+    expect(elsewhere.locked).toBe(false);
+    await expect(readFile(elsewhere.lockPath)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('writes the tasks it took from another sharding into its own file at once', async () => {
+    await file.save([{ taskId: 'abc', registeredAtMs: nowMs }]);
+    const shardFile = new RegisteredTaskFile(join(dir.path, 'data'), { index: 0, total: 1 });
+    const shard = new TaskRegistrations({ store, file: shardFile });
+
+    const loaded = await shard.load();
+    const saved = JSON.parse(await readFile(shardFile.path, 'utf8'));
+    await shard.close();
+
+    expect(loaded.importedFrom).toEqual([file.path]);
+    expect(saved.tasks).toEqual([{ taskId: 'abc', registeredAt: new Date(nowMs).toISOString() }]);
   });
 });
 

@@ -221,6 +221,21 @@ describe('an inconsistent answer', () => {
       'field createdAt: not a date',
     ],
     [
+      'a createdAt with an offset of +9999',
+      body({ createdAt: '2024-12-09T14:14:17.574+9999' }),
+      'field createdAt: not a date',
+    ],
+    [
+      'a createdAt with 60 offset minutes',
+      body({ createdAt: '2024-12-09T14:14:17.574+2460' }),
+      'field createdAt: not a date',
+    ],
+    [
+      'a completedAt with an offset past 14 hours',
+      body({ status: 'COMPLETED', completedAt: '2024-12-09T14:14:17.574-14:01' }),
+      'field completedAt: not a date',
+    ],
+    [
       'a completedAt that is not a date',
       body({ completedAt: 'soon' }),
       'field completedAt: not a date',
