@@ -1,29 +1,21 @@
 #!/usr/bin/env node
-import { randomBytes } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { type ExporterFlags, parseCommandLine, USAGE, UsageError } from './cli.js';
-import {
-  ConfigError,
-  type ExporterConfig,
-  type LoadedConfig,
-  loadConfigFile,
-  parseConfig,
-} from './config.js';
+import { ConfigError, type ExporterConfig, type LoadedConfig, loadConfigFile } from './config.js';
+import { startDemo } from './demo.js';
 import { createDriveQuantClient, type DriveQuantClient } from './drivequant-client.js';
 import { formatDuration } from './duration.js';
 import { createExporterMetrics, type ExporterMetrics } from './exporter-metrics.js';
+import { listen } from './http-listener.js';
 import { createLogger } from './logger.js';
 import { createPoller, type Poller, type PollSettings } from './poller.js';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.js';
 import { runRetryCommand } from './retry-command.js';
 import { createApp, type ReloadOutcome } from './server.js';
-import { DEMO_TASK_IDS, seedDemoTasks } from './simulator/demo-tasks.js';
-import { type Simulator, startSimulator } from './simulator/simulator.js';
+import { DEMO_TASK_IDS } from './simulator/demo-tasks.js';
+import type { Simulator } from './simulator/simulator.js';
 import { runSimulatorCli } from './simulator/simulator-cli.js';
 import { createTaskApiRouter, hasValidTaskApiToken } from './task-api.js';
 import { TaskExposition } from './task-exposition.js';
@@ -34,13 +26,10 @@ import { TaskStore } from './task-state.js';
 import { VERSION } from './version.js';
 import {
   createWebGuard,
-  describeUnreloadableChange,
-  enforceClientAuth,
-  httpsServerOptions,
-  loadWebConfigFile,
+  loadWebConfigFlag,
+  reloadWebConfigFile,
   secureContextOptions,
   type WebConfig,
-  type WebTlsConfig,
 } from './web-config.js';
 
 /** How long shutdown waits for in-flight polls before aborting them. */
@@ -70,17 +59,14 @@ export interface StartOptions {
 export async function startExporter(options: StartOptions): Promise<RunningExporter> {
   const { flags, logger } = options;
   const env = options.env ?? process.env;
-  let webConfig = loadWebConfig(flags);
+  let webConfig = loadWebConfigFlag(flags.webConfigFile);
   const guard = createWebGuard(webConfig, {
     authenticatedElsewhere: (request) => hasValidTaskApiToken(request, config.api.token),
   });
   let simulator: Simulator | undefined;
   let loaded: LoadedConfig;
   if (flags.demo) {
-    const demoKey = randomBytes(16).toString('hex');
-    simulator = await startSimulator({ apiKey: demoKey, host: '127.0.0.1', port: 0 });
-    seedDemoTasks(simulator);
-    loaded = demoConfig(simulator.url, demoKey);
+    ({ simulator, loaded } = await startDemo());
     logger.info(
       { simulator: simulator.url, tasks: DEMO_TASK_IDS.length },
       'demo mode: polling the bundled simulator',
@@ -144,7 +130,7 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
     let nextWebConfig: WebConfig | undefined;
     try {
       next = loadConfigFile(flags.configFile, env);
-      nextWebConfig = reloadWebConfig(flags, webConfig);
+      nextWebConfig = reloadWebConfigFile(flags.webConfigFile, webConfig);
     } catch (error) {
       const message = error instanceof ConfigError ? error.problems.join('; ') : String(error);
       metrics.observeConfigLoad(false, Date.now());
@@ -204,17 +190,13 @@ export async function startExporter(options: StartOptions): Promise<RunningExpor
       }),
     ],
   });
-  const server = await listen(app, flags, webConfig?.tls);
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const scheme = webConfig?.tls === undefined ? 'http' : 'https';
-  const url = `${scheme}://${host === '[::]' || host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+  const { server, url, address } = await listen(app, flags.listen, webConfig?.tls);
   taskFiles.start();
   poller.start();
   logger.info(
     {
       version: VERSION,
-      address: `${host}:${address.port}`,
+      address,
       tasks: store.size,
       interval: formatDuration(config.poll.intervalMs),
       shard: flags.shard === undefined ? undefined : `${flags.shard.index} of ${flags.shard.total}`,
@@ -359,80 +341,6 @@ function requireConfigFile(flags: ExporterFlags): string {
   return flags.configFile;
 }
 
-/** The demo's config: the simulator's URL and a throwaway key that exists only in memory. */
-function demoConfig(baseUrl: string, apiKey: string): LoadedConfig {
-  const yaml = [
-    'drivequant:',
-    `  base_url: ${baseUrl}`,
-    '  api_key: ${DEMO_API_KEY}',
-    '  timeout: 2s',
-    '  retries: 1',
-    'poll:',
-    '  interval: 2s',
-    '  concurrency: 4',
-    'tasks:',
-    ...DEMO_TASK_IDS.map((id) => `  - ${id}`),
-  ].join('\n');
-
-  return parseConfig(yaml, {
-    source: 'demo',
-    baseDir: process.cwd(),
-    env: { DEMO_API_KEY: apiKey },
-  });
-}
-
-/** Reads `--web.config.file`, when given. Throws ConfigError. */
-function loadWebConfig(flags: ExporterFlags): WebConfig | undefined {
-  return flags.webConfigFile === undefined ? undefined : loadWebConfigFile(flags.webConfigFile);
-}
-
-/** Reads `--web.config.file` again for a reload; refuses what only a restart can change. */
-function reloadWebConfig(flags: ExporterFlags, running: WebConfig | undefined) {
-  let next: WebConfig | undefined;
-  try {
-    next = loadWebConfig(flags);
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      throw new ConfigError(
-        String(flags.webConfigFile),
-        error.problems.map((problem) => `web config ${problem}`),
-      );
-    }
-    throw error;
-  }
-  const refusal = describeUnreloadableChange(running, next);
-  if (refusal !== undefined) {
-    throw new ConfigError(String(flags.webConfigFile), [`web config ${refusal}`]);
-  }
-
-  return next;
-}
-
-function listen(
-  app: ReturnType<typeof createApp>,
-  flags: ExporterFlags,
-  tls: WebTlsConfig | undefined,
-): Promise<HttpServer | HttpsServer> {
-  const server =
-    tls === undefined ? createHttpServer(app) : createHttpsServer(httpsServerOptions(tls), app);
-  if (tls !== undefined) {
-    // A reload cannot change the policy (describeUnreloadableChange), so it is fixed here.
-    const { clientAuth } = tls;
-    server.on('secureConnection', (socket) => enforceClientAuth(socket, clientAuth));
-  }
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
-  server.requestTimeout = 30_000;
-
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(flags.listen.port, flags.listen.host, () => {
-      server.off('error', reject);
-      resolve(server);
-    });
-  });
-}
-
 /** Runs the command line; resolves with the exit code, or never while the exporter serves. */
 export async function main(argv: string[]): Promise<number> {
   let command: ReturnType<typeof parseCommandLine>;
@@ -492,7 +400,7 @@ function checkConfig(flags: ExporterFlags): number {
     const loaded = flags.demo
       ? { config: { tasks: DEMO_TASK_IDS }, warnings: [] }
       : loadConfigFile(requireConfigFile(flags));
-    loadWebConfig(flags);
+    loadWebConfigFlag(flags.webConfigFile);
     for (const warning of loaded.warnings) {
       process.stdout.write(`warning: ${warning}\n`);
     }

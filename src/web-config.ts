@@ -456,3 +456,33 @@ function formatPath(path: readonly PropertyKey[]): string {
 
   return path.map(String).join('.');
 }
+
+/** Reads `--web.config.file` when the flag is given. Throws ConfigError. */
+export function loadWebConfigFlag(path: string | undefined): WebConfig | undefined {
+  return path === undefined ? undefined : loadWebConfigFile(path);
+}
+
+/** Reads the web config again for a reload; refuses what only a restart can change. */
+export function reloadWebConfigFile(
+  path: string | undefined,
+  running: WebConfig | undefined,
+): WebConfig | undefined {
+  let next: WebConfig | undefined;
+  try {
+    next = loadWebConfigFlag(path);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      throw new ConfigError(
+        String(path),
+        error.problems.map((problem) => `web config ${problem}`),
+      );
+    }
+    throw error;
+  }
+  const refusal = describeUnreloadableChange(running, next);
+  if (refusal !== undefined) {
+    throw new ConfigError(String(path), [`web config ${refusal}`]);
+  }
+
+  return next;
+}

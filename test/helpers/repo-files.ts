@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
@@ -16,13 +16,7 @@ export function readRepoYaml<T>(path: string): T {
   return parse(readRepoText(path)) as T;
 }
 
-/**
- * The user documentation: README.md, and docs/monitoring.md while it is kept
- * apart, so that checks on the documentation hold before and after a merge.
- */
+/** The user documentation: everything a user needs is in README.md. */
 export function readDocumentation(): string {
-  return ['README.md', 'docs/monitoring.md']
-    .filter((path) => existsSync(join(REPO_ROOT, path)))
-    .map(readRepoText)
-    .join('\n');
+  return readRepoText('README.md');
 }

@@ -215,7 +215,7 @@ describe('while every fault mode is active at once', () => {
 
 describe('the documentation', () => {
   it('explains every error reason the exporter counts', () => {
-    const docs = readFileSync(resolve(import.meta.dirname, '../../docs/reliability.md'), 'utf8');
+    const docs = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');
 
     for (const reason of Object.values(ERROR_REASONS)) {
       expect(docs).toContain(`\`${reason}\``);
