@@ -589,7 +589,8 @@ function describeIssue(issue: z.core.$ZodIssue, raw: unknown, origins: ValueOrig
   return [`${path}: ${message}, got ${describeValue(value, issue.path, origins)}`];
 }
 
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+/** The value at a key path of parsed YAML, or undefined. */
+export function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   let current = root;
   for (const key of path) {
     if (current === null || typeof current !== 'object') {
@@ -601,7 +602,8 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return current;
 }
 
-function formatPath(path: readonly PropertyKey[]): string {
+/** A key path as messages show it: `poll.interval`, `tasks[3]`. */
+export function formatPath(path: readonly PropertyKey[]): string {
   if (path.length === 0) {
     return '(top level)';
   }

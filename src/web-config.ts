@@ -7,7 +7,7 @@ import bcrypt from 'bcryptjs';
 import type { Request, RequestHandler } from 'express';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, describeFsError } from './config.js';
+import { ConfigError, describeFsError, formatPath, valueAt } from './config.js';
 
 /** How the server treats client certificates, named as in the exporter-toolkit. */
 export const CLIENT_AUTH_TYPES = [
@@ -435,26 +435,6 @@ function describeIssue(issue: z.core.$ZodIssue, json: unknown): string {
 
   // The value is never echoed: under basic_auth_users it may be a password typed by mistake.
   return `${path}: ${issue.message}`;
-}
-
-function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
-  let current = root;
-  for (const key of path) {
-    if (current === null || typeof current !== 'object') {
-      return undefined;
-    }
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-
-  return current;
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  if (path.length === 0) {
-    return '(top level)';
-  }
-
-  return path.map(String).join('.');
 }
 
 /** Reads `--web.config.file` when the flag is given. Throws ConfigError. */
