@@ -4,13 +4,21 @@ import { createServer } from 'node:net';
 /** A server started by a test, which must be stopped even when the test fails. */
 export interface ManagedProcess {
   readonly child: ChildProcess;
-  /** What the process printed so far (the last 64 kB), to show when a test fails. */
+  /** What the process printed so far on stdout and stderr (the last `keepChars` of it). */
   logs(): string;
+  /** Sends a signal and waits for the process to exit (SIGKILL after 10 s). Safe to call twice. */
+  kill(signal: NodeJS.Signals): Promise<void>;
   /** Stops the process (SIGTERM, then SIGKILL after 10 s). Safe to call twice. */
   stop(): Promise<void>;
 }
 
-const LOG_LIMIT_CHARS = 64_000;
+/** How to spawn a managed process. */
+export interface ManagedProcessOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** How much of the output logs() keeps, in characters; 64 000 by default. */
+  keepChars?: number;
+}
 
 /** A TCP port free on 127.0.0.1 at the time of the call. */
 export async function findFreePort(): Promise<number> {
@@ -47,12 +55,13 @@ function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
 export function startManagedProcess(
   command: string,
   args: readonly string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: ManagedProcessOptions = {},
 ): ManagedProcess {
-  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  const { keepChars = 64_000, ...spawnOptions } = options;
+  const child = spawn(command, args, { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString('utf8')).slice(-LOG_LIMIT_CHARS);
+    output = (output + chunk.toString('utf8')).slice(-keepChars);
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
@@ -62,21 +71,18 @@ export function startManagedProcess(
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
 
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) {
-      return;
-    }
-    stopped = true;
+  const kill = async (signal: NodeJS.Signals) => {
     process.removeListener('exit', killOnExit);
-    child.kill('SIGTERM');
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+    }
     if (!(await waitForExit(child, 10_000))) {
       child.kill('SIGKILL');
       await waitForExit(child, 5_000);
     }
   };
 
-  return { child, logs: () => output, stop };
+  return { child, logs: () => output, kill, stop: () => kill('SIGTERM') };
 }
 
 /**

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/repo-files.js';
 import {
@@ -6,6 +7,16 @@ import {
   startManagedProcess,
   waitUntilServing,
 } from './child-process.js';
+
+/** The built entry point; the e2e suite runs after `npm run build`. */
+export const BUILT_MAIN = join(REPO_ROOT, 'dist/main.js');
+
+/** Throws a clear error when dist/ is missing, rather than a spawn failure. */
+export function requireBuild(): void {
+  if (!existsSync(BUILT_MAIN)) {
+    throw new Error(`${BUILT_MAIN} is missing: run npm run build first (npm run test:e2e does)`);
+  }
+}
 
 /** How to start the exporter's binary. */
 export interface ExporterProcessOptions {
@@ -36,16 +47,21 @@ export interface ExporterProcess extends ManagedProcess {
 export async function startExporterProcess(
   options: ExporterProcessOptions,
 ): Promise<ExporterProcess> {
+  if (options.entry === undefined) {
+    requireBuild();
+  }
+
   const address = `127.0.0.1:${await findFreePort()}`;
   const url = `http://${address}`;
+  // All of the output is kept: tests assert that a secret appears nowhere in it.
   const managed = startManagedProcess(
     process.execPath,
-    [
-      options.entry ?? join(REPO_ROOT, 'dist/main.js'),
-      ...options.args,
-      `--web.listen-address=${address}`,
-    ],
-    { cwd: options.cwd ?? REPO_ROOT, env: { ...process.env, ...options.env } },
+    [options.entry ?? BUILT_MAIN, ...options.args, `--web.listen-address=${address}`],
+    {
+      cwd: options.cwd ?? REPO_ROOT,
+      env: { ...process.env, ...options.env },
+      keepChars: Number.POSITIVE_INFINITY,
+    },
   );
   await waitUntilServing(managed, `${url}/-/ready`, options.startTimeoutMs ?? 30_000);
 

@@ -2,8 +2,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
-import { requireBuild, type SpawnedExporter, spawnExporter } from '../helpers/spawn-exporter.js';
 import { createTempDir, type TempDir } from '../helpers/temp-dir.js';
+import { type ExporterProcess, requireBuild, startExporterProcess } from './exporter-process.js';
 
 const API_KEY = 'kill-test-key';
 const TOKEN = 'kill-test-token';
@@ -13,7 +13,7 @@ const WORKERS = 6;
 let sim: Simulator;
 let dir: TempDir;
 let configPath: string;
-let exporter: SpawnedExporter | undefined;
+let exporter: ExporterProcess | undefined;
 
 beforeAll(async () => {
   requireBuild();
@@ -42,10 +42,13 @@ afterAll(async () => {
   await sim?.close();
 });
 
-function start(): Promise<SpawnedExporter> {
-  return spawnExporter([`--config.file=${configPath}`], {
-    DQ_KEY: API_KEY,
-    EXPORTER_TOKEN: TOKEN,
+function start(): Promise<ExporterProcess> {
+  return startExporterProcess({
+    args: [`--config.file=${configPath}`],
+    env: {
+      DQ_KEY: API_KEY,
+      EXPORTER_TOKEN: TOKEN,
+    },
   });
 }
 
@@ -129,6 +132,6 @@ describe('registrations and SIGKILL', () => {
       await readFile(join(dir.path, 'data', 'registered-tasks.json'), 'utf8'),
     );
     expect(saved.version).toBe(1);
-    expect(exporter.stderr()).not.toContain(TOKEN);
+    expect(exporter.logs()).not.toContain(TOKEN);
   });
 });

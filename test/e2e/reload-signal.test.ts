@@ -3,16 +3,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
 import { renderExporterConfig } from '../helpers/exporter-under-test.js';
 import { parseScrape, type Scrape, sampleValue } from '../helpers/scrape.js';
-import { type SpawnedExporter, spawnExporter } from '../helpers/spawn-exporter.js';
 import { viewTask } from '../helpers/task-view.js';
 import { createTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { type ExporterProcess, startExporterProcess } from './exporter-process.js';
 
 const API_KEY = 'reload-signal-suite-key';
 
 let simulator: Simulator;
 let dir: TempDir;
-let exporter: SpawnedExporter | undefined;
+let exporter: ExporterProcess | undefined;
 
 beforeEach(async () => {
   simulator = await startSimulator({ apiKey: API_KEY });
@@ -42,7 +42,7 @@ describe('SIGHUP to the built exporter', () => {
     const [removed = '', added = ''] = simulator.addTasks(2, { pendingMs: 0 });
     const configPath = await dir.write('config.yml', '');
     await writeConfig(configPath, [removed]);
-    exporter = await spawnExporter([`--config.file=${configPath}`]);
+    exporter = await startExporterProcess({ args: [`--config.file=${configPath}`] });
     const url = exporter.url;
     await waitFor(async () => viewTask(await scrape(url), removed).lastSuccessSeconds, {
       what: 'a first poll',
@@ -60,14 +60,14 @@ describe('SIGHUP to the built exporter', () => {
     );
     expect(viewTask(after, removed).seriesCount).toBe(0);
     expect(sampleValue(after, 'drivequant_exporter_config_last_reload_successful')).toBe(1);
-    expect(exporter.stderr()).toContain('configuration reloaded');
+    expect(exporter.logs()).toContain('configuration reloaded');
   });
 
   it('keeps the running config when the new one is invalid, and says why', async () => {
     const [taskId = ''] = simulator.addTasks(1, { pendingMs: 0 });
     const configPath = await dir.write('config.yml', '');
     await writeConfig(configPath, [taskId]);
-    exporter = await spawnExporter([`--config.file=${configPath}`]);
+    exporter = await startExporterProcess({ args: [`--config.file=${configPath}`] });
     const url = exporter.url;
     const first = await waitFor(
       async () => viewTask(await scrape(url), taskId).lastSuccessSeconds,
@@ -90,10 +90,10 @@ describe('SIGHUP to the built exporter', () => {
         what: 'polling to go on under the old config',
       },
     );
-    expect(exporter.stderr()).toContain(
+    expect(exporter.logs()).toContain(
       'configuration reload failed; keeping the running configuration',
     );
-    expect(exporter.stderr()).toContain('drivequant.timeout: must be a duration');
+    expect(exporter.logs()).toContain('drivequant.timeout: must be a duration');
     expect(exporter.child.exitCode).toBeNull();
   });
 });

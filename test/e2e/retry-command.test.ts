@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
-import { BUILT_MAIN, type SpawnedExporter, spawnExporter } from '../helpers/spawn-exporter.js';
 import { createTempDir, type TempDir } from '../helpers/temp-dir.js';
+import { BUILT_MAIN, type ExporterProcess, startExporterProcess } from './exporter-process.js';
 
 const API_KEY = 'e2e-retry-key';
 const TOKEN = 'e2e-retry-token';
@@ -12,7 +12,7 @@ const run = promisify(execFile);
 let sim: Simulator;
 let dir: TempDir;
 let configPath: string;
-let exporter: SpawnedExporter;
+let exporter: ExporterProcess;
 
 beforeAll(async () => {
   sim = await startSimulator({ apiKey: API_KEY });
@@ -21,9 +21,12 @@ beforeAll(async () => {
     'exporter.yaml',
     `drivequant:\n  base_url: ${sim.url}\n  api_key: \${DQ_KEY}\npoll:\n  interval: 1h\napi:\n  token: \${DRIVEQUANT_EXPORTER_TOKEN}\nstorage:\n  path: ./data\n`,
   );
-  exporter = await spawnExporter([`--config.file=${configPath}`], {
-    DQ_KEY: API_KEY,
-    DRIVEQUANT_EXPORTER_TOKEN: TOKEN,
+  exporter = await startExporterProcess({
+    args: [`--config.file=${configPath}`],
+    env: {
+      DQ_KEY: API_KEY,
+      DRIVEQUANT_EXPORTER_TOKEN: TOKEN,
+    },
   });
 });
 

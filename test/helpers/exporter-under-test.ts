@@ -1,24 +1,28 @@
-import type { ExporterFlags } from '../../src/cli.js';
+import { parseCommandLine } from '../../src/cli.js';
 import { type RunningExporter, startExporter } from '../../src/main.js';
 import type { Simulator } from '../../src/simulator/simulator.js';
 import { captureLogs, type LogCapture } from './log-capture.js';
 import { parseScrape, type Scrape } from './scrape.js';
 import { createTempDir, type TempDir } from './temp-dir.js';
 
-/** What goes into the exporter's YAML config. */
-export interface ExporterConfigSpec {
+/** The `drivequant:` section of the exporter's YAML config. */
+export interface DriveQuantSpec {
   /** DriveQuant base URL, usually the simulator's. */
   baseUrl: string;
   /** The API key written inline into the file. */
   apiKey: string;
+  /** `drivequant.timeout`, as a duration string; 2s by default. */
+  timeout?: string;
+  /** `drivequant.retries`; 0 by default. */
+  retries?: number;
+}
+
+/** A config whose `poll:` and `tasks:` sections are rendered from fields. */
+export interface PollSpec {
   /** Task ids of the `tasks:` list. */
   tasks: readonly string[];
   /** `poll.interval`, as a duration string. */
   interval?: string;
-  /** `drivequant.timeout`, as a duration string. */
-  timeout?: string;
-  /** `drivequant.retries`. */
-  retries?: number;
   /** `poll.concurrency`. */
   concurrency?: number;
   /** `poll.not_found_limit`. */
@@ -27,14 +31,33 @@ export interface ExporterConfigSpec {
   extraYaml?: string;
 }
 
+/** A config whose every section but `drivequant:` is given as YAML, the rest left to defaults. */
+export interface RawYamlSpec {
+  /** Top-level YAML after the `drivequant:` section (poll:, tasks:, api:, task_files:...). */
+  yaml: string;
+}
+
+/** What goes into the config file besides the DriveQuant base URL. */
+export type ConfigBody = Omit<DriveQuantSpec, 'baseUrl'> & (PollSpec | RawYamlSpec);
+
+/** What goes into the exporter's YAML config. */
+export type ExporterConfigSpec = DriveQuantSpec & (PollSpec | RawYamlSpec);
+
 /** Renders a config file; the key is inline on purpose, so leaks of the file show up too. */
 export function renderExporterConfig(spec: ExporterConfigSpec): string {
-  return [
+  const drivequant = [
     'drivequant:',
     `  base_url: ${spec.baseUrl}`,
     `  api_key: '${spec.apiKey}'`,
-    `  timeout: ${spec.timeout ?? '1s'}`,
+    `  timeout: ${spec.timeout ?? '2s'}`,
     `  retries: ${spec.retries ?? 0}`,
+  ];
+  if ('yaml' in spec) {
+    return [...drivequant, spec.yaml, ''].join('\n');
+  }
+
+  return [
+    ...drivequant,
     'poll:',
     `  interval: ${spec.interval ?? '1s'}`,
     `  concurrency: ${spec.concurrency ?? 8}`,
@@ -47,29 +70,37 @@ export function renderExporterConfig(spec: ExporterConfigSpec): string {
 }
 
 /** How to start an exporter against a running simulator. */
-export interface ExporterUnderTestOptions extends Omit<ExporterConfigSpec, 'baseUrl'> {
+export type ExporterUnderTestOptions = ConfigBody & {
   simulator: Simulator;
   /** Serves POST /-/reload. */
   enableLifecycle?: boolean;
   /** `--web.config.file`, absolute. */
   webConfigFile?: string;
+  /** More command-line flags, such as `--shard.index=0`. */
+  args?: readonly string[];
   /** Environment for `${VAR}` in the config; empty by default. */
   env?: NodeJS.ProcessEnv;
-}
+  /** A temp dir to reuse, to restart an exporter on the state another one left there. */
+  dir?: TempDir;
+};
 
 /** An exporter started in-process, with its config file, temp dir and captured debug logs. */
 export interface ExporterUnderTest {
   readonly exporter: RunningExporter;
   readonly url: string;
   readonly logs: LogCapture;
+  /** Holds the config; `storage.path` defaults to `<dir>/data`. */
   readonly dir: TempDir;
   readonly configPath: string;
   /** Rewrites the config file (reload it with exporter.reload() or POST /-/reload). */
-  writeConfig(spec: Omit<ExporterConfigSpec, 'baseUrl'>): Promise<void>;
+  writeConfig(body: ConfigBody): Promise<void>;
   /** GET /metrics, parsed, with the time the answer took in milliseconds. */
   scrape(): Promise<Scrape & { elapsedMs: number }>;
   /** Durations of every finished poll cycle so far, from the debug log, in milliseconds. */
   cycleDurationsMs(): number[];
+  /** Stops the exporter and keeps the temp dir, to restart on the same state. */
+  stop(): Promise<void>;
+  /** Stops the exporter and removes the temp dir. */
   close(): Promise<void>;
 }
 
@@ -77,31 +108,41 @@ export interface ExporterUnderTest {
 export async function startExporterUnderTest(
   options: ExporterUnderTestOptions,
 ): Promise<ExporterUnderTest> {
-  const { simulator, enableLifecycle, webConfigFile, env, ...spec } = options;
-  const dir = await createTempDir();
+  const { simulator, enableLifecycle, webConfigFile, args, env, dir: reused, ...body } = options;
+  const dir = reused ?? (await createTempDir());
   const configPath = await dir.write(
     'config.yml',
-    renderExporterConfig({ ...spec, baseUrl: simulator.url }),
+    renderExporterConfig({ ...body, baseUrl: simulator.url }),
   );
+  const command = parseCommandLine([
+    `--config.file=${configPath}`,
+    '--web.listen-address=127.0.0.1:0',
+    '--log.level=debug',
+    ...(enableLifecycle === true ? ['--web.enable-lifecycle'] : []),
+    ...(webConfigFile === undefined ? [] : [`--web.config.file=${webConfigFile}`]),
+    ...(args ?? []),
+  ]);
+  if (command.kind !== 'run') {
+    throw new Error(`the harness's flags parsed as a ${command.kind} command`);
+  }
+
   const logs = captureLogs({ level: 'debug' });
-  const flags: ExporterFlags = {
-    configFile: configPath,
-    listen: { host: '127.0.0.1', port: 0 },
-    logLevel: 'debug',
-    logFormat: 'json',
-    configCheck: false,
-    demo: false,
-    enableLifecycle: enableLifecycle ?? false,
-    webConfigFile,
-    shard: undefined,
-  };
   let exporter: RunningExporter;
   try {
-    exporter = await startExporter({ flags, logger: logs.logger, env: env ?? {} });
+    exporter = await startExporter({ flags: command.flags, logger: logs.logger, env: env ?? {} });
   } catch (error) {
-    await dir.remove();
+    if (reused === undefined) {
+      await dir.remove();
+    }
     throw error;
   }
+  let stopped = false;
+  const stop = async () => {
+    if (!stopped) {
+      stopped = true;
+      await exporter.close();
+    }
+  };
 
   return {
     exporter,
@@ -129,8 +170,9 @@ export async function startExporterUnderTest(
         .filter((record) => record.msg === 'poll cycle finished')
         .map((record) => Number(record.durationMs));
     },
+    stop,
     async close() {
-      await exporter.close();
+      await stop();
       await dir.remove();
     },
   };

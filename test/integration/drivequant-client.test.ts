@@ -11,18 +11,10 @@ import {
 } from '../../src/drivequant-client.js';
 import { Secret } from '../../src/secret.js';
 import { HttpStatusError, UpstreamError } from '../../src/upstream-error.js';
+import { DOCUMENTED_TASK, DOCUMENTED_TASK_ID } from '../helpers/documented-task.js';
 import { sendJson, startTestServer, type TestServer } from '../helpers/http-server.js';
 
 const API_KEY = 'client-test-key-5b1e0d';
-const TASK_ID = '6753030831fe9826412bac5c';
-const DOCUMENTED = {
-  taskId: TASK_ID,
-  createdAt: '2024-12-09T14:14:17.574+0000',
-  type: 'PUSH_FAILED_TRIPS',
-  status: 'IN_PROGRESS',
-  nbItems: 321,
-  nbRemainingItems: 12,
-};
 
 let server: TestServer;
 let client: DriveQuantClient | undefined;
@@ -35,7 +27,7 @@ beforeEach(async () => {
   attempts = [];
   retryDelays = [];
   hanging = [];
-  server = await startTestServer((_request, response) => sendJson(response, 200, DOCUMENTED));
+  server = await startTestServer((_request, response) => sendJson(response, 200, DOCUMENTED_TASK));
 });
 
 afterEach(async () => {
@@ -80,7 +72,7 @@ function status(code: number, headers: Record<string, string> = {}) {
   };
 }
 
-const ok = (response: ServerResponse) => sendJson(response, 200, DOCUMENTED);
+const ok = (response: ServerResponse) => sendJson(response, 200, DOCUMENTED_TASK);
 
 async function failureOf(promise: Promise<unknown>): Promise<UpstreamError> {
   try {
@@ -99,17 +91,17 @@ describe('a good answer', () => {
   it('is asked for with the key header and parsed into a snapshot', async () => {
     const dq = createClient();
 
-    const snapshot = await dq.getTask(TASK_ID);
+    const snapshot = await dq.getTask(DOCUMENTED_TASK_ID);
 
     expect(server.requests).toHaveLength(1);
     expect(server.requests[0]).toMatchObject({
       method: 'GET',
-      url: `/v1/enterprise/task/${TASK_ID}`,
+      url: `/v1/enterprise/task/${DOCUMENTED_TASK_ID}`,
     });
     expect(server.requests[0]?.headers['x-dq-enterprise-api-key']).toBe(API_KEY);
     expect(server.requests[0]?.headers.accept).toBe('application/json');
     expect(snapshot).toEqual({
-      taskId: TASK_ID,
+      taskId: DOCUMENTED_TASK_ID,
       taskType: 'PUSH_FAILED_TRIPS',
       status: 'IN_PROGRESS',
       items: 321,
@@ -122,7 +114,7 @@ describe('a good answer', () => {
     const dq = createClient();
 
     for (let index = 0; index < 3; index += 1) {
-      await dq.getTask(TASK_ID);
+      await dq.getTask(DOCUMENTED_TASK_ID);
     }
 
     expect(server.requests).toHaveLength(3);
@@ -132,15 +124,15 @@ describe('a good answer', () => {
   it('is asked for under a base URL with a path', async () => {
     const dq = createClient({ baseUrl: `${server.url}/gateway` });
 
-    await dq.getTask(TASK_ID);
+    await dq.getTask(DOCUMENTED_TASK_ID);
 
-    expect(server.requests[0]?.url).toBe(`/gateway/v1/enterprise/task/${TASK_ID}`);
+    expect(server.requests[0]?.url).toBe(`/gateway/v1/enterprise/task/${DOCUMENTED_TASK_ID}`);
   });
 
   it('is observed as one attempt with code 200', async () => {
     const dq = createClient();
 
-    await dq.getTask(TASK_ID);
+    await dq.getTask(DOCUMENTED_TASK_ID);
 
     expect(attempts).toEqual([{ code: '200', durationSeconds: expect.any(Number) }]);
     expect(attempts[0]?.durationSeconds).toBeGreaterThan(0);
@@ -157,7 +149,7 @@ describe('an answer that no retry can fix', () => {
     answerInTurn(status(code));
     const dq = createClient({ retries: 3 });
 
-    const error = await failureOf(dq.getTask(TASK_ID));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID));
 
     expect(server.requests).toHaveLength(1);
     expect(error).toBeInstanceOf(HttpStatusError);
@@ -172,7 +164,7 @@ describe('an answer that no retry can fix', () => {
     answerInTurn((response) => sendJson(response, 200, '{"taskId": "abc", '));
     const dq = createClient({ retries: 3 });
 
-    const error = await failureOf(dq.getTask(TASK_ID));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID));
 
     expect(server.requests).toHaveLength(1);
     expect(error.code).toBe('INVALID_RESPONSE');
@@ -180,10 +172,10 @@ describe('an answer that no retry can fix', () => {
   });
 
   it('is about another task: INVALID_RESPONSE', async () => {
-    answerInTurn((response) => sendJson(response, 200, { ...DOCUMENTED, taskId: 'other' }));
+    answerInTurn((response) => sendJson(response, 200, { ...DOCUMENTED_TASK, taskId: 'other' }));
     const dq = createClient();
 
-    const error = await failureOf(dq.getTask(TASK_ID));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID));
 
     expect(error.code).toBe('INVALID_RESPONSE');
     expect(error.message).toBe('the answer is about another task');
@@ -193,7 +185,7 @@ describe('an answer that no retry can fix', () => {
     ['with a content-length', true],
     ['chunked, without a content-length', false],
   ])('is larger than the size cap (%s): INVALID_RESPONSE', async (_what, withLength) => {
-    const huge = JSON.stringify({ ...DOCUMENTED, padding: 'x'.repeat(5000) });
+    const huge = JSON.stringify({ ...DOCUMENTED_TASK, padding: 'x'.repeat(5000) });
     answerInTurn((response) => {
       response.writeHead(200, {
         'content-type': 'application/json',
@@ -204,7 +196,7 @@ describe('an answer that no retry can fix', () => {
     });
     const dq = createClient({ maxBodyBytes: 1024 });
 
-    const error = await failureOf(dq.getTask(TASK_ID));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID));
 
     expect(server.requests).toHaveLength(1);
     expect(error.code).toBe('INVALID_RESPONSE');
@@ -222,7 +214,7 @@ describe('a failure that a retry may fix', () => {
     answerInTurn(status(code));
     const dq = createClient({ retries: 2 });
 
-    const error = await failureOf(dq.getTask(TASK_ID));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID));
 
     expect(server.requests).toHaveLength(3);
     expect(error.code).toBe(errorCode);
@@ -239,7 +231,7 @@ describe('a failure that a retry may fix', () => {
     answerInTurn(status(500), status(503), ok);
     const dq = createClient({ retries: 2 });
 
-    const snapshot = await dq.getTask(TASK_ID);
+    const snapshot = await dq.getTask(DOCUMENTED_TASK_ID);
 
     expect(snapshot.remainingItems).toBe(12);
     expect(attempts.map((attempt) => attempt.code)).toEqual(['500', '503', '200']);
@@ -249,7 +241,7 @@ describe('a failure that a retry may fix', () => {
     answerInTurn(status(500));
     const dq = createClient({ retries: 0 });
 
-    await failureOf(dq.getTask(TASK_ID));
+    await failureOf(dq.getTask(DOCUMENTED_TASK_ID));
 
     expect(server.requests).toHaveLength(1);
   });
@@ -258,7 +250,7 @@ describe('a failure that a retry may fix', () => {
     answerInTurn((response) => hanging.push(response));
     const dq = createClient({ timeoutMs: 150, retries: 1 });
 
-    const error = await failureOf(dq.getTask(TASK_ID));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID));
 
     expect(server.requests).toHaveLength(2);
     expect(error.code).toBe('TIMEOUT');
@@ -275,7 +267,7 @@ describe('a failure that a retry may fix', () => {
     });
     const dq = createClient({ retries: 2 });
 
-    const error = await failureOf(dq.getTask(TASK_ID));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID));
 
     expect(server.requests).toHaveLength(3);
     expect(error.code).toBe('NETWORK');
@@ -286,7 +278,7 @@ describe('a failure that a retry may fix', () => {
   it('is a refused connection: NETWORK, naming the code', async () => {
     const dq = createClient({ baseUrl: 'http://127.0.0.1:1', retries: 1 });
 
-    const error = await failureOf(dq.getTask(TASK_ID));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID));
 
     expect(error.code).toBe('NETWORK');
     expect(error.message).toBe('network error ECONNREFUSED');
@@ -300,7 +292,7 @@ describe('429 Too Many Requests', () => {
     const dq = createClient({ maxRetryDelayMs: 5000 });
     const started = Date.now();
 
-    await dq.getTask(TASK_ID);
+    await dq.getTask(DOCUMENTED_TASK_ID);
 
     expect(retryDelays).toEqual([1000]);
     expect(Date.now() - started).toBeGreaterThanOrEqual(950);
@@ -321,7 +313,7 @@ describe('429 Too Many Requests', () => {
       },
     });
 
-    const error = await failureOf(dq.getTask(TASK_ID, controller.signal));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID, controller.signal));
 
     expect(error.code).toBe('RATE_LIMITED');
     expect(retryDelays).toHaveLength(1);
@@ -334,9 +326,9 @@ describe('429 Too Many Requests', () => {
     const dq = createClient({ maxRetryDelayMs: 200 });
     const started = Date.now();
 
-    const snapshot = await dq.getTask(TASK_ID);
+    const snapshot = await dq.getTask(DOCUMENTED_TASK_ID);
 
-    expect(snapshot.taskId).toBe(TASK_ID);
+    expect(snapshot.taskId).toBe(DOCUMENTED_TASK_ID);
     expect(retryDelays).toEqual([200]);
     expect(Date.now() - started).toBeLessThan(3000);
   });
@@ -354,7 +346,7 @@ describe('an abort signal', () => {
       },
     });
 
-    const error = await failureOf(dq.getTask(TASK_ID, controller.signal));
+    const error = await failureOf(dq.getTask(DOCUMENTED_TASK_ID, controller.signal));
 
     expect(error.code).toBe('SERVER_ERROR');
     expect(server.requests).toHaveLength(1);
@@ -366,7 +358,7 @@ describe('an abort signal', () => {
     const dq = createClient({ retries: 5, maxRetryDelayMs: 60_000, random: () => 1 });
     const started = Date.now();
 
-    const pending = failureOf(dq.getTask(TASK_ID, controller.signal));
+    const pending = failureOf(dq.getTask(DOCUMENTED_TASK_ID, controller.signal));
     setTimeout(() => controller.abort(), 100);
     const error = await pending;
 
@@ -380,7 +372,7 @@ describe('an abort signal', () => {
     const controller = new AbortController();
     const dq = createClient({ timeoutMs: 10_000, retries: 3 });
 
-    const pending = failureOf(dq.getTask(TASK_ID, controller.signal));
+    const pending = failureOf(dq.getTask(DOCUMENTED_TASK_ID, controller.signal));
     setTimeout(() => controller.abort(), 100);
     const error = await pending;
 
@@ -400,9 +392,9 @@ describe('the API key', () => {
     const dq = createClient({ timeoutMs: 100, retries: 0 });
 
     const errors = [
-      await failureOf(dq.getTask(TASK_ID)),
-      await failureOf(dq.getTask(TASK_ID)),
-      await failureOf(dq.getTask(TASK_ID)),
+      await failureOf(dq.getTask(DOCUMENTED_TASK_ID)),
+      await failureOf(dq.getTask(DOCUMENTED_TASK_ID)),
+      await failureOf(dq.getTask(DOCUMENTED_TASK_ID)),
     ];
 
     for (const error of errors) {

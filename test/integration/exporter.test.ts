@@ -5,21 +5,12 @@ import { parseCommandLine } from '../../src/cli.js';
 import { type RunningExporter, startExporter } from '../../src/main.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
 import { KNOWN_STATUSES } from '../../src/task-snapshot.js';
+import { DOCUMENTED_TASK, DOCUMENTED_TASK_ID } from '../helpers/documented-task.js';
 import { sendJson, startTestServer, type TestServer } from '../helpers/http-server.js';
 import { captureLogs, type LogCapture } from '../helpers/log-capture.js';
 import { findSamples, type Scrape, sampleValue, scrapeMetrics } from '../helpers/scrape.js';
 import { createTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
-
-const DOCUMENTED_ID = '6753030831fe9826412bac5c';
-const DOCUMENTED_BODY = {
-  taskId: DOCUMENTED_ID,
-  createdAt: '2024-12-09T14:14:17.574+0000',
-  type: 'PUSH_FAILED_TRIPS',
-  status: 'IN_PROGRESS',
-  nbItems: 321,
-  nbRemainingItems: 12,
-};
 
 /** The per-task families of SPEC.md that a polled task has. */
 const SNAPSHOT_FAMILIES = [
@@ -133,7 +124,7 @@ describe('against the bundled simulator', () => {
   beforeAll(async () => {
     sim = await startSimulator({ apiKey });
     sim.addTask({
-      taskId: DOCUMENTED_ID,
+      taskId: DOCUMENTED_TASK_ID,
       type: 'PUSH_FAILED_TRIPS',
       items: 321,
       createdAtMs: Date.UTC(2024, 11, 9, 14, 14, 17, 574),
@@ -167,13 +158,13 @@ describe('against the bundled simulator', () => {
 
     // The hang fault costs one timeout per cycle: short enough to count it quickly, long
     // enough that a loaded machine does not time out the good answers.
-    const tasks = [DOCUMENTED_ID, ids.completed, ids.onHold, ...faulty];
+    const tasks = [DOCUMENTED_TASK_ID, ids.completed, ids.onHold, ...faulty];
     started = await startAgainst(sim.url, apiKey, tasks, { timeout: '500ms', interval: '1s' });
     const url = started.exporter.url;
     firstScrape = await waitFor(
       async () => {
         const scrape = await scrapeMetrics(url);
-        const polled = [DOCUMENTED_ID, ids.completed, ids.onHold, ...faulty].every(
+        const polled = [DOCUMENTED_TASK_ID, ids.completed, ids.onHold, ...faulty].every(
           (taskId) =>
             sampleValue(scrape, 'drivequant_task_items', { task_id: taskId }) !== undefined,
         );
@@ -189,13 +180,13 @@ describe('against the bundled simulator', () => {
   });
 
   it('exports exactly the documented series and values for the documented example', () => {
-    const series = seriesOf(firstScrape, DOCUMENTED_ID);
+    const series = seriesOf(firstScrape, DOCUMENTED_TASK_ID);
 
     const lastSuccess = sampleValue(
       firstScrape,
       'drivequant_task_last_poll_success_timestamp_seconds',
       {
-        task_id: DOCUMENTED_ID,
+        task_id: DOCUMENTED_TASK_ID,
       },
     );
     expect(series).toEqual(
@@ -265,7 +256,7 @@ describe('against the bundled simulator', () => {
       const url = started?.exporter.url ?? '';
       const successBefore =
         sampleValue(firstScrape, 'drivequant_task_last_poll_success_timestamp_seconds', {
-          task_id: DOCUMENTED_ID,
+          task_id: DOCUMENTED_TASK_ID,
         }) ?? 0;
       sim.setFault(ids.unauthorized, { kind: 'status', code: 401 });
       sim.removeTask(ids.notFound);
@@ -284,7 +275,7 @@ describe('against the bundled simulator', () => {
             errorCount(scrape, ids.malformed, 'invalid_response') > 0;
           const documentedPolledAgain =
             (sampleValue(scrape, 'drivequant_task_last_poll_success_timestamp_seconds', {
-              task_id: DOCUMENTED_ID,
+              task_id: DOCUMENTED_TASK_ID,
             }) ?? 0) > successBefore;
           return counted && documentedPolledAgain && scrape;
         },
@@ -329,7 +320,7 @@ describe('against the bundled simulator', () => {
     );
 
     it('keeps the other tasks exporting with their values', () => {
-      expect(seriesOf(faultScrape, DOCUMENTED_ID)).toContain(
+      expect(seriesOf(faultScrape, DOCUMENTED_TASK_ID)).toContain(
         'drivequant_task_remaining_items{task_type="PUSH_FAILED_TRIPS"} 12',
       );
       expect(
@@ -396,20 +387,20 @@ describe('against any server that answers the documented endpoint', () => {
         sendJson(response, 401, { error: 'Unauthorized' });
         return;
       }
-      if (request.url !== `/v1/enterprise/task/${DOCUMENTED_ID}`) {
+      if (request.url !== `/v1/enterprise/task/${DOCUMENTED_TASK_ID}`) {
         sendJson(response, 404, { error: 'Task not found' });
         return;
       }
       if (first) {
         first = false;
         held.push(response);
-        void gate.then(() => sendJson(response, 200, DOCUMENTED_BODY));
+        void gate.then(() => sendJson(response, 200, DOCUMENTED_TASK));
         return;
       }
-      sendJson(response, 200, DOCUMENTED_BODY);
+      sendJson(response, 200, DOCUMENTED_TASK);
     });
     // One long cycle: the held first answer must not time out while readiness is checked.
-    started = await startAgainst(upstream.url, apiKey, [DOCUMENTED_ID], {
+    started = await startAgainst(upstream.url, apiKey, [DOCUMENTED_TASK_ID], {
       timeout: '8s',
       interval: '10s',
     });
@@ -438,7 +429,7 @@ describe('against any server that answers the documented endpoint', () => {
 
     expect(before.response.status).toBe(503);
     expect(before.text).toBe('Not ready: the first poll cycle has not finished\n');
-    expect(seriesOf(metricsBefore, DOCUMENTED_ID)).toEqual([]);
+    expect(seriesOf(metricsBefore, DOCUMENTED_TASK_ID)).toEqual([]);
     expect(after.text).toBe('Ready\n');
   });
 
@@ -505,7 +496,7 @@ describe('against any server that answers the documented endpoint', () => {
 
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/html/);
-    expect(text).toContain(`<code>${DOCUMENTED_ID}</code>`);
+    expect(text).toContain(`<code>${DOCUMENTED_TASK_ID}</code>`);
     expect(text).toContain('<a href="/metrics">');
   });
 
@@ -535,7 +526,7 @@ describe('against any server that answers the documented endpoint', () => {
       ['GET', '/-/ready'],
       ['POST', '/-/reload'],
       ['GET', '/api/v1/tasks'],
-      ['GET', `/api/v1/tasks/${DOCUMENTED_ID}`],
+      ['GET', `/api/v1/tasks/${DOCUMENTED_TASK_ID}`],
       ['GET', '/nope'],
       ['POST', '/metrics'],
     ];

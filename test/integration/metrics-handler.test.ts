@@ -2,8 +2,8 @@ import { request } from 'node:http';
 import { gunzipSync, inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
+import { type ExporterUnderTest, startExporterUnderTest } from '../helpers/exporter-under-test.js';
 import { parseScrape, sampleValue } from '../helpers/scrape.js';
-import { startTestExporter, type TestExporter } from '../helpers/test-exporter.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const API_KEY = 'metrics-handler-test-key';
@@ -34,14 +34,14 @@ function taskLines(text: string): string[] {
 }
 
 let simulator: Simulator;
-let started: TestExporter;
+let started: ExporterUnderTest;
 let taskIds: string[];
 
 beforeAll(async () => {
   simulator = await startSimulator({ apiKey: API_KEY });
   taskIds = simulator.addTasks(40, { items: 500, pendingMs: 0, itemsPerSecond: 1 });
-  started = await startTestExporter({
-    baseUrl: simulator.url,
+  started = await startExporterUnderTest({
+    simulator: simulator,
     apiKey: API_KEY,
     yaml: ['poll:', '  interval: 1h', 'tasks:', ...taskIds.map((id) => `  - ${id}`)].join('\n'),
   });
@@ -49,7 +49,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await started?.remove();
+  await started?.close();
   await simulator?.close();
 });
 

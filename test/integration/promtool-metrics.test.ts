@@ -2,8 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_TASK_IDS, seedDemoTasks } from '../../src/simulator/demo-tasks.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
+import { type ExporterUnderTest, startExporterUnderTest } from '../helpers/exporter-under-test.js';
 import { findSamples, parseScrape } from '../helpers/scrape.js';
-import { startTestExporter, type TestExporter } from '../helpers/test-exporter.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const API_KEY = 'promtool-test-key';
@@ -30,7 +30,7 @@ function checkMetrics(text: string): Promise<{ code: number | null; output: stri
 
 describe.runIf(runLint)('promtool check metrics', () => {
   let sim: Simulator;
-  let running: TestExporter | undefined;
+  let running: ExporterUnderTest | undefined;
 
   beforeAll(async () => {
     sim = await startSimulator({ apiKey: API_KEY });
@@ -39,15 +39,15 @@ describe.runIf(runLint)('promtool check metrics', () => {
     sim.addTask({ taskId: 'task-failing', items: 10 });
     sim.setFault('task-failing', { kind: 'status', code: 500 });
     const tasks = [...DEMO_TASK_IDS, 'task-on-hold', 'task-failing', 'task-unknown'];
-    running = await startTestExporter({
-      baseUrl: sim.url,
+    running = await startExporterUnderTest({
+      simulator: sim,
       apiKey: API_KEY,
       yaml: ['poll:', '  interval: 1s', 'tasks:', ...tasks.map((id) => `  - ${id}`)].join('\n'),
     });
   });
 
   afterAll(async () => {
-    await running?.remove();
+    await running?.close();
     await sim?.close();
   });
 

@@ -4,16 +4,16 @@ import { createRateLimiter } from '../../src/rate-limiter.js';
 import { Secret } from '../../src/secret.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
 import { UpstreamError } from '../../src/upstream-error.js';
-import { startTestExporter, type TestExporter } from '../helpers/test-exporter.js';
+import { type ExporterUnderTest, startExporterUnderTest } from '../helpers/exporter-under-test.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const API_KEY = 'rate-limit-test-key';
 
 let simulator: Simulator | undefined;
-let started: TestExporter | undefined;
+let started: ExporterUnderTest | undefined;
 
 afterEach(async () => {
-  await started?.remove();
+  await started?.close();
   await simulator?.close();
   started = undefined;
   simulator = undefined;
@@ -23,8 +23,8 @@ afterEach(async () => {
 async function startRateLimited(count: number, rate: number) {
   simulator = await startSimulator({ apiKey: API_KEY });
   const taskIds = simulator.addTasks(count, { items: 500, pendingMs: 0, itemsPerSecond: 1 });
-  started = await startTestExporter({
-    baseUrl: simulator.url,
+  started = await startExporterUnderTest({
+    simulator,
     apiKey: API_KEY,
     yaml: [
       'poll:',

@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runRetryCommand } from '../../src/retry-command.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
+import { type ExporterUnderTest, startExporterUnderTest } from '../helpers/exporter-under-test.js';
 import { startTestServer, type TestServer } from '../helpers/http-server.js';
 import { createTempDir, type TempDir } from '../helpers/temp-dir.js';
-import { startTestExporter, type TestExporter } from '../helpers/test-exporter.js';
 
 const API_KEY = 'retry-test-key-do-not-print';
 const TOKEN = 'retry-test-token-do-not-print';
@@ -13,7 +13,7 @@ const TOKEN = 'retry-test-token-do-not-print';
 let sim: Simulator;
 let dir: TempDir;
 let configPath: string;
-let exporter: TestExporter | undefined;
+let exporter: ExporterUnderTest | undefined;
 let server: TestServer | undefined;
 
 beforeEach(async () => {
@@ -26,7 +26,7 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  await exporter?.remove();
+  await exporter?.close();
   exporter = undefined;
   await server?.close();
   server = undefined;
@@ -62,9 +62,9 @@ async function closedPortUrl(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
-async function startExporter(poll = '{interval: 1h}', yaml = ''): Promise<TestExporter> {
-  exporter = await startTestExporter({
-    baseUrl: sim.url,
+async function startExporter(poll = '{interval: 1h}', yaml = ''): Promise<ExporterUnderTest> {
+  exporter = await startExporterUnderTest({
+    simulator: sim,
     apiKey: API_KEY,
     yaml: `api: {token: ${TOKEN}}\npoll: ${poll}\n${yaml}`,
   });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shardOf } from '../../src/shard.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
+import { type ExporterUnderTest, startExporterUnderTest } from '../helpers/exporter-under-test.js';
 import { findSamples, scrapeMetrics } from '../helpers/scrape.js';
-import { startTestExporter, type TestExporter } from '../helpers/test-exporter.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const API_KEY = 'sharding-test-key';
@@ -10,11 +10,11 @@ const TOKEN = 'sharding-test-token-0123456789';
 const TOTAL = 3;
 
 let simulator: Simulator;
-let replicas: TestExporter[];
+let replicas: ExporterUnderTest[];
 let taskIds: string[];
 
 /** The task ids a replica exports series for. */
-async function exportedTaskIds(replica: TestExporter): Promise<string[]> {
+async function exportedTaskIds(replica: ExporterUnderTest): Promise<string[]> {
   const scrape = await scrapeMetrics(replica.url);
 
   return findSamples(scrape, 'drivequant_task_items').map((sample) => sample.labels.task_id ?? '');
@@ -34,8 +34,8 @@ beforeAll(async () => {
   ].join('\n');
   replicas = await Promise.all(
     Array.from({ length: TOTAL }, (_, index) =>
-      startTestExporter({
-        baseUrl: simulator.url,
+      startExporterUnderTest({
+        simulator: simulator,
         apiKey: API_KEY,
         yaml,
         args: [`--shard.index=${index}`, `--shard.total=${TOTAL}`],
@@ -48,7 +48,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all((replicas ?? []).map((replica) => replica.remove()));
+  await Promise.all((replicas ?? []).map((replica) => replica.close()));
   await simulator?.close();
 });
 

@@ -5,28 +5,28 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { shardOf } from '../../src/shard.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
+import { type ExporterUnderTest, startExporterUnderTest } from '../helpers/exporter-under-test.js';
 import { createTempDir } from '../helpers/temp-dir.js';
-import { startTestExporter, type TestExporter } from '../helpers/test-exporter.js';
 
 const API_KEY = 'simulator-key';
 const TOKEN = 'exporter-token-0123456789';
 const TASKS_URL = '/api/v1/tasks';
 
 let sim: Simulator;
-let running: TestExporter | undefined;
+let running: ExporterUnderTest | undefined;
 
 beforeEach(async () => {
   sim = await startSimulator({ apiKey: API_KEY });
 });
 
 afterEach(async () => {
-  await running?.remove();
+  await running?.close();
   running = undefined;
   await sim.close();
 });
 
-async function start(yaml: string): Promise<TestExporter> {
-  running = await startTestExporter({ baseUrl: sim.url, apiKey: API_KEY, yaml });
+async function start(yaml: string): Promise<ExporterUnderTest> {
+  running = await startExporterUnderTest({ simulator: sim, apiKey: API_KEY, yaml });
   await running.exporter.poller.runCycle();
 
   return running;
@@ -211,10 +211,10 @@ describe('POST /api/v1/tasks', () => {
 
     it('accepts the right token, also when read from token_file', async () => {
       const exporter = await start('');
-      await exporter.close();
+      await exporter.stop();
       await exporter.dir.write('token', `${TOKEN}\n`);
-      running = await startTestExporter({
-        baseUrl: sim.url,
+      running = await startExporterUnderTest({
+        simulator: sim,
         apiKey: API_KEY,
         dir: exporter.dir,
         yaml: 'api: {token_file: token}',
@@ -390,8 +390,8 @@ describe('POST /api/v1/tasks', () => {
     it('starts all the same, then answers 503 saying storage.path is not a directory', async () => {
       const dir = await createTempDir();
       const inTheWay = await dir.write('not-a-directory', 'a file');
-      const exporter = await startTestExporter({
-        baseUrl: sim.url,
+      const exporter = await startExporterUnderTest({
+        simulator: sim,
         apiKey: API_KEY,
         dir,
         yaml: `api: {token: ${TOKEN}}\nstorage: {path: ./not-a-directory}`,
@@ -535,10 +535,10 @@ describe('persistence across a restart', () => {
     await register(kept);
     await register(deleted);
     await call('DELETE', `${TASKS_URL}/${deleted}`, { token: TOKEN });
-    await exporter.close();
+    await exporter.stop();
 
-    running = await startTestExporter({
-      baseUrl: sim.url,
+    running = await startExporterUnderTest({
+      simulator: sim,
       apiKey: API_KEY,
       dir: exporter.dir,
       yaml: `api: {token: ${TOKEN}}\npoll: {interval: 1h}`,
@@ -561,9 +561,9 @@ describe('exporters that share storage.path', () => {
     return owned as [string, string];
   }
 
-  function startShard(dir: TestExporter['dir'], index: number): Promise<TestExporter> {
-    return startTestExporter({
-      baseUrl: sim.url,
+  function startShard(dir: ExporterUnderTest['dir'], index: number): Promise<ExporterUnderTest> {
+    return startExporterUnderTest({
+      simulator: sim,
       apiKey: API_KEY,
       dir,
       yaml: `api: {token: ${TOKEN}}\npoll: {interval: 1h}`,
@@ -571,7 +571,7 @@ describe('exporters that share storage.path', () => {
     });
   }
 
-  async function registerWith(exporter: TestExporter, taskId: string): Promise<number> {
+  async function registerWith(exporter: ExporterUnderTest, taskId: string): Promise<number> {
     const response = await fetch(`${exporter.url}${TASKS_URL}`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TOKEN}` },
@@ -585,8 +585,8 @@ describe('exporters that share storage.path', () => {
     const first = await start(`api: {token: ${TOKEN}}`);
     const lockPath = join(first.dir.path, 'data', 'registered-tasks.json.lock');
 
-    const second = startTestExporter({
-      baseUrl: sim.url,
+    const second = startExporterUnderTest({
+      simulator: sim,
       apiKey: API_KEY,
       dir: first.dir,
       yaml: `api: {token: ${TOKEN}}`,
@@ -604,13 +604,13 @@ describe('exporters that share storage.path', () => {
     const shards = [await startShard(dir, 0), await startShard(dir, 1)];
 
     const statuses = [
-      await registerWith(shards[0] as TestExporter, owned[0]),
-      await registerWith(shards[1] as TestExporter, owned[1]),
+      await registerWith(shards[0] as ExporterUnderTest, owned[0]),
+      await registerWith(shards[1] as ExporterUnderTest, owned[1]),
     ];
-    await Promise.all(shards.map((shard) => shard.close()));
+    await Promise.all(shards.map((shard) => shard.stop()));
     const restarted = [await startShard(dir, 0), await startShard(dir, 1)];
     const kept = restarted.map((shard) => shard.exporter.store.list().map((task) => task.taskId));
-    await Promise.all(restarted.map((shard) => shard.close()));
+    await Promise.all(restarted.map((shard) => shard.stop()));
     await dir.remove();
 
     expect(statuses).toEqual([201, 201]);
@@ -624,14 +624,14 @@ describe('exporters that share storage.path', () => {
     const lockPath = join(dir.path, 'data', 'registered-tasks.json.lock');
     await writeFile(lockPath, `${child.pid}\n`);
 
-    running = await startTestExporter({
-      baseUrl: sim.url,
+    running = await startExporterUnderTest({
+      simulator: sim,
       apiKey: API_KEY,
       dir,
       yaml: `api: {token: ${TOKEN}}`,
     });
     const held = await readFile(lockPath, 'utf8');
-    await running.close();
+    await running.stop();
 
     expect(held.split('\n')[0]).toBe(String(process.pid));
     await expect(readFile(lockPath)).rejects.toMatchObject({ code: 'ENOENT' });

@@ -5,9 +5,9 @@ import { Secret } from '../../src/secret.js';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
 import { createTaskFileWatcher, type TaskFileWatcher } from '../../src/task-files.js';
 import { TaskStore } from '../../src/task-state.js';
+import { startExporterUnderTest } from '../helpers/exporter-under-test.js';
 import { captureLogs, type LogCapture } from '../helpers/log-capture.js';
 import { createTempDir, type TempDir } from '../helpers/temp-dir.js';
-import { startTestExporter } from '../helpers/test-exporter.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const HOUR_MS = 3_600_000;
@@ -251,8 +251,8 @@ describe('in the exporter', () => {
   it('tracks task_files before the first cycle and shows their source in the API', async () => {
     const taskId = sim.addTask({ frozen: { status: 'PENDING', remainingItems: 3 } });
     await dir.write('tasks.d/a.txt', `${taskId}\n`);
-    const exporter = await startTestExporter({
-      baseUrl: sim.url,
+    const exporter = await startExporterUnderTest({
+      simulator: sim,
       apiKey: 'key',
       dir,
       yaml: 'poll: {interval: 1h}\ntask_files: [tasks.d/*.txt]',
@@ -264,15 +264,15 @@ describe('in the exporter', () => {
 
       expect(await response.json()).toMatchObject({ taskId, sources: ['file'], state: 'PENDING' });
     } finally {
-      await exporter.close();
+      await exporter.stop();
     }
   });
 
   it('never tracks, exports or logs the api.token_file that a glob matches', async () => {
     const token = 'exporterToken0123456789abcdef';
     await dir.write('tasks.d/token.txt', `${token}\n`);
-    const exporter = await startTestExporter({
-      baseUrl: sim.url,
+    const exporter = await startExporterUnderTest({
+      simulator: sim,
       apiKey: 'key',
       dir,
       yaml: 'poll: {interval: 1h}\napi: {token_file: tasks.d/token.txt}\ntask_files: [tasks.d/*]',
@@ -289,7 +289,7 @@ describe('in the exporter', () => {
         expect.objectContaining({ level: 'warn', file: join(dir.path, 'tasks.d', 'token.txt') }),
       );
     } finally {
-      await exporter.close();
+      await exporter.stop();
     }
   });
 });

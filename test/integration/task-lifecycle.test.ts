@@ -2,28 +2,28 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type Simulator, startSimulator } from '../../src/simulator/simulator.js';
-import { startTestExporter, type TestExporter } from '../helpers/test-exporter.js';
+import { type ExporterUnderTest, startExporterUnderTest } from '../helpers/exporter-under-test.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const API_KEY = 'simulator-key';
 const TOKEN = 'lifecycle-token';
 
 let sim: Simulator;
-let running: TestExporter | undefined;
+let running: ExporterUnderTest | undefined;
 
 beforeEach(async () => {
   sim = await startSimulator({ apiKey: API_KEY });
 });
 
 afterEach(async () => {
-  await running?.remove();
+  await running?.close();
   running = undefined;
   await sim.close();
 });
 
-async function start(yaml: string): Promise<TestExporter> {
-  running = await startTestExporter({
-    baseUrl: sim.url,
+async function start(yaml: string): Promise<ExporterUnderTest> {
+  running = await startExporterUnderTest({
+    simulator: sim,
     apiKey: API_KEY,
     yaml: `api: {token: ${TOKEN}}\n${yaml}`,
   });
@@ -177,11 +177,11 @@ describe('max_tasks', () => {
 describe('a task listed by several sources', () => {
   it('is tracked, polled and exported once', async () => {
     const shared = task('IN_PROGRESS');
-    const setup = await startTestExporter({ baseUrl: sim.url, apiKey: API_KEY, yaml: '' });
-    await setup.close();
+    const setup = await startExporterUnderTest({ simulator: sim, apiKey: API_KEY, yaml: '' });
+    await setup.stop();
     await setup.dir.write('tasks.txt', `${shared}\n`);
-    running = await startTestExporter({
-      baseUrl: sim.url,
+    running = await startExporterUnderTest({
+      simulator: sim,
       apiKey: API_KEY,
       dir: setup.dir,
       yaml: `api: {token: ${TOKEN}}\npoll: {interval: 1h}\ntasks: ${JSON.stringify([shared])}\ntask_files: [tasks.txt]`,

@@ -1,20 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatDriveQuantDate, parseDriveQuantDate } from '../../src/drivequant-date.js';
+import { DOCUMENTED_CREATED_AT_MS } from '../helpers/documented-task.js';
+import { restoreTimeZoneAfterEach } from '../helpers/time-zone.js';
 
-const documentedCreatedAtMs = Date.UTC(2024, 11, 9, 14, 14, 17, 574);
-const originalTz = process.env.TZ;
-
-afterEach(() => {
-  if (originalTz === undefined) {
-    delete process.env.TZ;
-  } else {
-    process.env.TZ = originalTz;
-  }
-});
+restoreTimeZoneAfterEach();
 
 describe('formatDriveQuantDate', () => {
   it('writes the documented example exactly', () => {
-    expect(formatDriveQuantDate(documentedCreatedAtMs)).toBe('2024-12-09T14:14:17.574+0000');
+    expect(formatDriveQuantDate(DOCUMENTED_CREATED_AT_MS)).toBe('2024-12-09T14:14:17.574+0000');
   });
 
   it('keeps the milliseconds when they are zero', () => {
@@ -28,10 +21,10 @@ describe('formatDriveQuantDate', () => {
     (timeZone) => {
       process.env.TZ = timeZone;
 
-      const formatted = formatDriveQuantDate(documentedCreatedAtMs);
+      const formatted = formatDriveQuantDate(DOCUMENTED_CREATED_AT_MS);
 
       // Proves the zone really changed, so the assertion below is not vacuous.
-      expect(new Date(documentedCreatedAtMs).getTimezoneOffset()).not.toBe(0);
+      expect(new Date(DOCUMENTED_CREATED_AT_MS).getTimezoneOffset()).not.toBe(0);
       expect(formatted).toBe('2024-12-09T14:14:17.574+0000');
     },
   );
@@ -43,7 +36,7 @@ describe('parseDriveQuantDate', () => {
     ['-1400', '2024-12-09T00:14:17.574-1400'],
     ['+0545', '2024-12-09T19:59:17.574+0545'],
   ])('reads the real offset %s', (_offset, text) => {
-    expect(parseDriveQuantDate(text)).toBe(documentedCreatedAtMs);
+    expect(parseDriveQuantDate(text)).toBe(DOCUMENTED_CREATED_AT_MS);
   });
 
   it.each(['+9999', '+2460', '+1401', '-14:01', '+1500', '-0060'])(

@@ -1,22 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseDriveQuantDate } from '../../src/drivequant-date.js';
 import { parseTaskResponse, sanitizeLabelValue } from '../../src/task-response.js';
 import { InvalidResponseError } from '../../src/upstream-error.js';
-
-const TASK_ID = '6753030831fe9826412bac5c';
-
-/** DriveQuant's documented example answer. */
-const DOCUMENTED = {
-  taskId: TASK_ID,
-  createdAt: '2024-12-09T14:14:17.574+0000',
-  type: 'PUSH_FAILED_TRIPS',
-  status: 'IN_PROGRESS',
-  nbItems: 321,
-  nbRemainingItems: 12,
-};
+import { DOCUMENTED_TASK, DOCUMENTED_TASK_ID } from '../helpers/documented-task.js';
+import { restoreTimeZoneAfterEach } from '../helpers/time-zone.js';
 
 function body(overrides: Record<string, unknown> = {}, remove: string[] = []): string {
-  const answer: Record<string, unknown> = { ...DOCUMENTED, ...overrides };
+  const answer: Record<string, unknown> = { ...DOCUMENTED_TASK, ...overrides };
   for (const field of remove) {
     delete answer[field];
   }
@@ -27,7 +17,7 @@ function body(overrides: Record<string, unknown> = {}, remove: string[] = []): s
 /** Parses an answer expected to be refused; returns the error. */
 function refusalOf(text: string): InvalidResponseError {
   try {
-    parseTaskResponse(text, TASK_ID);
+    parseTaskResponse(text, DOCUMENTED_TASK_ID);
   } catch (error) {
     if (error instanceof InvalidResponseError) {
       return error;
@@ -38,22 +28,14 @@ function refusalOf(text: string): InvalidResponseError {
   throw new Error('the answer was accepted');
 }
 
-const originalTz = process.env.TZ;
-
-afterEach(() => {
-  if (originalTz === undefined) {
-    delete process.env.TZ;
-  } else {
-    process.env.TZ = originalTz;
-  }
-});
+restoreTimeZoneAfterEach();
 
 describe('a consistent answer', () => {
   it('gives the documented example exactly, creation in Unix seconds with milliseconds', () => {
-    const snapshot = parseTaskResponse(body(), TASK_ID);
+    const snapshot = parseTaskResponse(body(), DOCUMENTED_TASK_ID);
 
     expect(snapshot).toEqual({
-      taskId: TASK_ID,
+      taskId: DOCUMENTED_TASK_ID,
       taskType: 'PUSH_FAILED_TRIPS',
       status: 'IN_PROGRESS',
       items: 321,
@@ -69,28 +51,31 @@ describe('a consistent answer', () => {
       completedAt: '2024-12-09T14:26:51.895+0000',
     });
 
-    const snapshot = parseTaskResponse(text, TASK_ID);
+    const snapshot = parseTaskResponse(text, DOCUMENTED_TASK_ID);
 
     expect(snapshot.completedSeconds).toBe(1733754411.895);
     expect(snapshot.status).toBe('COMPLETED');
   });
 
   it('reads a null completedAt as absent', () => {
-    const snapshot = parseTaskResponse(body({ completedAt: null }), TASK_ID);
+    const snapshot = parseTaskResponse(body({ completedAt: null }), DOCUMENTED_TASK_ID);
 
     expect(snapshot).not.toHaveProperty('completedSeconds');
   });
 
   it('ignores fields DriveQuant may add later', () => {
-    const snapshot = parseTaskResponse(body({ priority: 'high', owner: { id: 1 } }), TASK_ID);
+    const snapshot = parseTaskResponse(
+      body({ priority: 'high', owner: { id: 1 } }),
+      DOCUMENTED_TASK_ID,
+    );
 
     expect(snapshot.items).toBe(321);
   });
 
   it('accepts a completedAt equal to createdAt', () => {
-    const text = body({ status: 'COMPLETED', completedAt: DOCUMENTED.createdAt });
+    const text = body({ status: 'COMPLETED', completedAt: DOCUMENTED_TASK.createdAt });
 
-    const snapshot = parseTaskResponse(text, TASK_ID);
+    const snapshot = parseTaskResponse(text, DOCUMENTED_TASK_ID);
 
     expect(snapshot.completedSeconds).toBe(snapshot.createdSeconds);
   });
@@ -100,7 +85,7 @@ describe('an unknown status or type', () => {
   it('is accepted and sanitised to upper case, digits and underscores', () => {
     const text = body({ status: 'paused-by ops', type: 'push_failed_"alerts"</td>' });
 
-    const snapshot = parseTaskResponse(text, TASK_ID);
+    const snapshot = parseTaskResponse(text, DOCUMENTED_TASK_ID);
 
     expect(snapshot.status).toBe('PAUSED_BY_OPS');
     expect(snapshot.taskType).toBe('PUSH_FAILED__ALERTS_TD_');
@@ -109,7 +94,7 @@ describe('an unknown status or type', () => {
   it('is cut to 64 characters so that no answer can blow up a label', () => {
     const text = body({ status: 'X'.repeat(200) });
 
-    const snapshot = parseTaskResponse(text, TASK_ID);
+    const snapshot = parseTaskResponse(text, DOCUMENTED_TASK_ID);
 
     expect(snapshot.status).toBe('X'.repeat(64));
   });
@@ -273,7 +258,7 @@ describe('dates', () => {
     (timeZone) => {
       process.env.TZ = timeZone;
 
-      const snapshot = parseTaskResponse(body(), TASK_ID);
+      const snapshot = parseTaskResponse(body(), DOCUMENTED_TASK_ID);
 
       expect(snapshot.createdSeconds).toBe(1733753657.574);
     },
