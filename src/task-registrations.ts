@@ -54,6 +54,8 @@ export class TaskRegistrations {
   readonly #now: () => number;
   /** The registrations as the file holds them, in registration order. */
   #registered = new Map<string, RegisteredTask>();
+  /** Registrations already reported as refused for the task limit, so each counts once. */
+  #waiting = new Set<string>();
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: TaskRegistrationsOptions) {
@@ -95,6 +97,7 @@ export class TaskRegistrations {
       for (const task of loaded.tasks) {
         if (this.#store.track(task.taskId, 'api') === 'limit') {
           refused.push(task.taskId);
+          this.#waiting.add(task.taskId);
         }
       }
 
@@ -176,7 +179,8 @@ export class TaskRegistrations {
   /**
    * Brings the file and the store back in step after the store changed on its own: forgets
    * registrations of tasks the store dropped (retention, eviction), and tracks registered
-   * tasks that found no room before. Returns the ids still refused for the task limit.
+   * tasks that found no room before. Returns the ids newly refused for the task limit: one
+   * still waiting was reported when it was first refused, and is not counted again.
    */
   reconcile(): Promise<string[]> {
     return this.#exclusive(async () => {
@@ -192,11 +196,16 @@ export class TaskRegistrations {
       }
 
       const refused: string[] = [];
+      const waiting = new Set<string>();
       for (const taskId of this.#registered.keys()) {
         if (this.#store.track(taskId, 'api') === 'limit') {
-          refused.push(taskId);
+          waiting.add(taskId);
+          if (!this.#waiting.has(taskId)) {
+            refused.push(taskId);
+          }
         }
       }
+      this.#waiting = waiting;
 
       return refused;
     });

@@ -174,6 +174,19 @@ describe('load', () => {
     expect(store.list().map((record) => record.taskId)).toEqual(['b', 'c', 'd']);
   });
 
+  it('reports a registration waiting for room once, not again at every cycle', async () => {
+    await file.save(['a', 'b', 'c', 'd'].map((taskId) => ({ taskId, registeredAtMs: nowMs })));
+
+    const loaded = await registrations.load();
+    const firstCycle = await registrations.reconcile();
+    const secondCycle = await registrations.reconcile();
+
+    expect(loaded.refused).toEqual(['d']);
+    expect(firstCycle).toEqual([]);
+    expect(secondCycle).toEqual([]);
+    expect(store.get('d')).toBeUndefined();
+  });
+
   it('fails while another exporter holds the state file, and tracks nothing', async () => {
     await file.save([{ taskId: 'abc', registeredAtMs: nowMs }]);
     const other = new TaskRegistrations({
