@@ -2,6 +2,7 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TASK_ID_PATTERN } from './config.js';
+import { describeFsError } from './config-messages.js';
 import { ownsTask, type Shard } from './shard.js';
 
 /** Name of the state file inside `storage.path` of a replica without a shard. */
@@ -513,10 +514,4 @@ function describeDirectoryError(error: unknown, directory: string): unknown {
   }
 
   return error;
-}
-
-function describeFsError(error: unknown): string {
-  const { code, message } = error as NodeJS.ErrnoException;
-
-  return code ?? message;
 }

@@ -7,7 +7,8 @@ import bcrypt from 'bcryptjs';
 import type { Request, RequestHandler } from 'express';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, describeFsError, formatPath, valueAt } from './config.js';
+import { ConfigError } from './config.js';
+import { describeFsError, formatPath, valueAt } from './config-messages.js';
 
 /** How the server treats client certificates, named as in the exporter-toolkit. */
 export const CLIENT_AUTH_TYPES = [

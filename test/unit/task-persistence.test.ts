@@ -358,7 +358,7 @@ describe('a damaged file', () => {
     const loaded = await file.load(() => NOW_MS);
 
     expect(loaded.tasks).toEqual([]);
-    expect(loaded.problems).toEqual([`${file.path}: cannot read the file: EISDIR`]);
+    expect(loaded.problems).toEqual([`${file.path}: cannot read the file: is a directory`]);
     expect(await readdir(join(dir.path, 'state'))).toEqual([corruptName]);
   });
 });
