@@ -15,12 +15,10 @@ import {
 } from './config-messages.js';
 import { parseDuration } from './duration.js';
 import { Secret } from './secret.js';
+import { TASK_ID_PATTERN, TASK_ID_RULE } from './task-id.js';
 
 /** DriveQuant's production API. */
 export const DEFAULT_BASE_URL = 'https://service.drivequant.com';
-
-/** What a task id may look like: what the retry endpoints return, and nothing a URL could abuse. */
-export const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** The exporter's configuration, validated, with durations in milliseconds and secrets read. */
 export interface ExporterConfig {
@@ -139,7 +137,7 @@ const baseUrl = z
 const taskId = z
   // YAML reads an id of digits only as a number, which may already have lost digits.
   .string({ error: 'must be a task id (a string; quote an id made of digits only)' })
-  .regex(TASK_ID_PATTERN, { error: 'is not a task id (1 to 64 of A-Z a-z 0-9 _ -)' });
+  .regex(TASK_ID_PATTERN, { error: `is not a task id (${TASK_ID_RULE})` });
 
 /** A mapping that may be left empty: `api:` followed only by comments is YAML's null. */
 const section = <T extends z.ZodType>(schema: T) =>

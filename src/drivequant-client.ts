@@ -5,6 +5,7 @@ import got, { type Got, RequestError } from 'got';
 import { z } from 'zod';
 import type { RateLimiter } from './rate-limiter.js';
 import type { Secret } from './secret.js';
+import { TASK_ID_PATTERN } from './task-id.js';
 import { parseTaskResponse } from './task-response.js';
 import type { TaskSnapshot } from './task-snapshot.js';
 import { HttpStatusError, InvalidResponseError, UpstreamError } from './upstream-error.js';
@@ -68,7 +69,7 @@ export interface DriveQuantClient {
 }
 
 const retryAnswerSchema = z.object({
-  taskId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  taskId: z.string().regex(TASK_ID_PATTERN),
   nbItems: z.number().int().nonnegative(),
 });
 

@@ -1,7 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { TASK_ID_PATTERN } from './config.js';
+import { describeBadTaskId, isTaskId, shortPrintable } from './task-id.js';
+
+/** Characters of a client's input quoted back in an error, at most. */
+const SHOWN_TEXT_LENGTH = 80;
+
 import type { RegistrationRefusalReason } from './exporter-metrics.js';
 import type { Secret } from './secret.js';
 import { shardOf } from './shard.js';
@@ -153,8 +157,8 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
 
   router.get(`${TASK_API_PATH}/:taskId`, (request, response) => {
     const taskId = taskIdParam(request);
-    if (!TASK_ID_PATTERN.test(taskId)) {
-      sendError(response, 400, describeBadId(taskId));
+    if (!isTaskId(taskId)) {
+      sendError(response, 400, describeBadTaskId(taskId, SHOWN_TEXT_LENGTH));
       return;
     }
 
@@ -172,8 +176,8 @@ export function createTaskApiRouter(options: TaskApiOptions): express.Router {
 
   router.delete(`${TASK_API_PATH}/:taskId`, requireToken, async (request, response) => {
     const taskId = taskIdParam(request);
-    if (!TASK_ID_PATTERN.test(taskId)) {
-      sendError(response, 400, describeBadId(taskId));
+    if (!isTaskId(taskId)) {
+      sendError(response, 400, describeBadTaskId(taskId, SHOWN_TEXT_LENGTH));
       return;
     }
 
@@ -345,7 +349,7 @@ function parseRegistrationBody(body: unknown): { taskId: string } | { error: str
   const unknownKeys = Object.keys(body).filter((key) => key !== 'taskId');
   if (unknownKeys.length > 0) {
     return {
-      error: `unknown field "${printable(unknownKeys[0] ?? '')}"; the body is {"taskId": "..."}`,
+      error: `unknown field "${shortPrintable(unknownKeys[0] ?? '', SHOWN_TEXT_LENGTH)}"; the body is {"taskId": "..."}`,
     };
   }
   const { taskId } = body as { taskId?: unknown };
@@ -353,17 +357,15 @@ function parseRegistrationBody(body: unknown): { taskId: string } | { error: str
     return { error: 'taskId: is required' };
   }
   if (typeof taskId !== 'string') {
-    return { error: `taskId: must be a string, got ${printable(JSON.stringify(taskId))}` };
+    return {
+      error: `taskId: must be a string, got ${shortPrintable(JSON.stringify(taskId), SHOWN_TEXT_LENGTH)}`,
+    };
   }
-  if (!TASK_ID_PATTERN.test(taskId)) {
-    return { error: `taskId: ${describeBadId(taskId)}` };
+  if (!isTaskId(taskId)) {
+    return { error: `taskId: ${describeBadTaskId(taskId, SHOWN_TEXT_LENGTH)}` };
   }
 
   return { taskId };
-}
-
-function describeBadId(taskId: string): string {
-  return `"${printable(taskId)}" is not a task id (1 to 64 of A-Z a-z 0-9 _ -)`;
 }
 
 /** A task as the API shows it. */
@@ -433,11 +435,4 @@ function sendError(
   extra: Record<string, unknown> = {},
 ): void {
   response.status(status).json({ error, ...extra });
-}
-
-/** Caps and cleans a client-supplied value before it is echoed back. */
-function printable(text: string): string {
-  const clean = text.replace(/[^\x20-\x7e]/g, '?');
-
-  return clean.length > 80 ? `${clean.slice(0, 80)}...` : clean;
 }

@@ -4,8 +4,8 @@ import { dirname, extname, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { glob } from 'tinyglobby';
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
-import { TASK_ID_PATTERN } from './config.js';
 import type { Secret } from './secret.js';
+import { describeBadTaskId, isTaskId, shortPrintable } from './task-id.js';
 import type { TaskStore } from './task-state.js';
 
 /** Quiet time after a change event before the files are read, in milliseconds. */
@@ -54,10 +54,10 @@ function parseTextTaskFile(path: string, text: string): ParsedTaskFile {
     if (content === '') {
       continue;
     }
-    if (TASK_ID_PATTERN.test(content)) {
+    if (isTaskId(content)) {
       ids.add(content);
     } else {
-      problems.push({ path, line: index + 1, message: describeBadId(content) });
+      problems.push({ path, line: index + 1, message: describeBadTaskId(content, SHOWN_ENTRY_LENGTH) });
     }
   }
 
@@ -89,7 +89,11 @@ function parseYamlTaskFile(path: string, text: string): ParsedTaskFile {
         found = pair.value as Node | null;
       } else {
         const line = lineOf((pair.key as Node | null)?.range?.[0]);
-        problems.push({ path, line, message: `unknown key "${printable(key)}"; expected tasks:` });
+        problems.push({
+          path,
+          line,
+          message: `unknown key "${shortPrintable(key, SHOWN_ENTRY_LENGTH)}"; expected tasks:`,
+        });
       }
     }
     list = found;
@@ -109,13 +113,13 @@ function parseYamlTaskFile(path: string, text: string): ParsedTaskFile {
     const node = item as Node | null;
     const line = lineOf(node?.range?.[0]);
     const value = isScalar(node) ? String(node.value) : undefined;
-    if (value !== undefined && TASK_ID_PATTERN.test(value)) {
+    if (value !== undefined && isTaskId(value)) {
       ids.add(value);
     } else {
       problems.push({
         path,
         line,
-        message: value === undefined ? 'not a task id (a list or map)' : describeBadId(value),
+        message: value === undefined ? 'not a task id (a list or map)' : describeBadTaskId(value, SHOWN_ENTRY_LENGTH),
       });
     }
   }
@@ -405,17 +409,6 @@ function staticBase(pattern: string): string {
 
 function firstLine(text: string): string {
   return text.split('\n')[0] ?? '';
-}
-
-function describeBadId(text: string): string {
-  return `"${printable(text)}" is not a task id (1 to 64 of A-Z a-z 0-9 _ -)`;
-}
-
-/** A short, printable prefix of an entry: a bad line may be anything, a password included. */
-function printable(text: string): string {
-  const clean = text.slice(0, SHOWN_ENTRY_LENGTH + 1).replace(/[^\x20-\x7e]/g, '?');
-
-  return clean.length > SHOWN_ENTRY_LENGTH ? `${clean.slice(0, SHOWN_ENTRY_LENGTH)}...` : clean;
 }
 
 /** Whether a file's whole text, or one of its lines, is one of the secrets. */

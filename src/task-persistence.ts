@@ -1,9 +1,9 @@
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { TASK_ID_PATTERN } from './config.js';
 import { describeFsError } from './config-messages.js';
 import { ownsTask, type Shard } from './shard.js';
+import { isTaskId } from './task-id.js';
 
 /** Name of the state file inside `storage.path` of a replica without a shard. */
 export const REGISTERED_TASKS_FILE = 'registered-tasks.json';
@@ -430,7 +430,7 @@ function salvageLines(text: string, path: string): { tasks: RegisteredTask[]; pr
 /** One entry: the task, or why it is not one. A bare id string is accepted too. */
 function parseEntry(entry: unknown): RegisteredTask | string {
   const taskId = typeof entry === 'string' ? entry : (entry as { taskId?: unknown })?.taskId;
-  if (typeof taskId !== 'string' || !TASK_ID_PATTERN.test(taskId)) {
+  if (typeof taskId !== 'string' || !isTaskId(taskId)) {
     return `${JSON.stringify(taskId ?? entry)} is not a task id`;
   }
 
