@@ -57,7 +57,11 @@ function parseTextTaskFile(path: string, text: string): ParsedTaskFile {
     if (isTaskId(content)) {
       ids.add(content);
     } else {
-      problems.push({ path, line: index + 1, message: describeBadTaskId(content, SHOWN_ENTRY_LENGTH) });
+      problems.push({
+        path,
+        line: index + 1,
+        message: describeBadTaskId(content, SHOWN_ENTRY_LENGTH),
+      });
     }
   }
 
@@ -119,7 +123,10 @@ function parseYamlTaskFile(path: string, text: string): ParsedTaskFile {
       problems.push({
         path,
         line,
-        message: value === undefined ? 'not a task id (a list or map)' : describeBadTaskId(value, SHOWN_ENTRY_LENGTH),
+        message:
+          value === undefined
+            ? 'not a task id (a list or map)'
+            : describeBadTaskId(value, SHOWN_ENTRY_LENGTH),
       });
     }
   }
